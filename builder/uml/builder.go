@@ -1,0 +1,99 @@
+// Package uml is the Packer builder `uml`: it boots a User-Mode Linux guest whose root is the host's
+// own filesystem, runs Packer's provisioners in it through the guest agent, and produces a root
+// filesystem image file. Nothing here needs root.
+package uml
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
+)
+
+// BuilderID identifies this builder's artifacts; it never changes.
+const BuilderID = "packer-uml.uml"
+
+// Builder is the `uml` builder.
+type Builder struct {
+	config Config
+	runner multistep.Runner
+}
+
+var _ packersdk.Builder = new(Builder)
+
+// ConfigSpec returns the HCL2 spec generated from Config.
+func (b *Builder) ConfigSpec() hcldec.ObjectSpec { return b.config.FlatMapstructure().HCL2Spec() }
+
+// Prepare validates the configuration; generated variables become `${build.<name>}`.
+func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
+	warnings, err := b.config.Prepare(raws...)
+	if err != nil {
+		return nil, warnings, err
+	}
+	return []string{"ImagePath", "FSType", "KernelVersion"}, warnings, nil
+}
+
+// Run builds the image. The step list is the build, in order.
+func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
+	c := &b.config
+	state := new(multistep.BasicStateBag)
+	state.Put(stateConfig, c)
+	state.Put(stateUI, ui)
+	state.Put(stateHook, hook)
+
+	steps := []multistep.Step{
+		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType},
+		&commonsteps.StepOutputDir{Force: c.PackerForce, Path: c.OutputDir},
+		&stepCreateImage{Dir: c.OutputDir, Name: c.ImageName, SizeMiB: c.ImageSize},
+		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, ConsoleLog: consoleLogPath(c.OutputDir), Debug: c.PackerDebug},
+		&stepConnect{Timeout: c.BootTimeout},
+		&stepMountTarget{FSType: c.FSType, Chroot: c.chroot()},
+		new(commonsteps.StepProvision),
+		new(stepUnmountTarget),
+		&stepShutdown{Timeout: c.ShutdownTimeout},
+	}
+	b.runner = commonsteps.NewRunnerWithPauseFn(steps, c.PackerConfig, ui, state)
+	b.runner.Run(ctx, state)
+
+	if err, ok := state.GetOk(stateError); ok {
+		return nil, err.(error)
+	}
+	if _, ok := state.GetOk(multistep.StateCancelled); ok {
+		return nil, errors.New("build was cancelled")
+	}
+	if _, ok := state.GetOk(multistep.StateHalted); ok {
+		return nil, errors.New("build was halted")
+	}
+	k := kernelOf(state)
+	a := &Artifact{
+		ImagePath:     state.Get(stateImagePath).(string),
+		ConsoleLog:    consoleLogPath(c.OutputDir),
+		FSType:        c.FSType,
+		SizeMiB:       c.ImageSize,
+		KernelPath:    k.Path,
+		KernelVersion: k.Version,
+	}
+	gd := packerbuilderdata.GeneratedData{State: state}
+	gd.Put("ImagePath", a.ImagePath)
+	gd.Put("FSType", a.FSType)
+	gd.Put("KernelVersion", a.KernelVersion)
+	a.StateData = map[string]interface{}{"generated_data": state.Get("generated_data")}
+	return a, nil
+}
+
+// halt is how a step fails: the error goes to the state bag (so Run returns it) and to the UI.
+func halt(state multistep.StateBag, err error) multistep.StepAction {
+	state.Put(stateError, err)
+	state.Get(stateUI).(packersdk.Ui).Error(err.Error())
+	return multistep.ActionHalt
+}
+
+// haltf is halt with a formatted error; use %w to keep the cause.
+func haltf(state multistep.StateBag, format string, args ...any) multistep.StepAction {
+	return halt(state, fmt.Errorf(format, args...))
+}

@@ -1,0 +1,174 @@
+package uml
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/fsroot"
+)
+
+// Communicator is Packer's view of the guest: commands and files go through the agent. With Root set
+// (chroot mode) commands run chrooted there and paths are paths inside it.
+//
+// It is safe for concurrent use: every call opens its own stream on the agent's session, so there
+// is no lock here (unlike docker's communicator, whose `docker exec` runs one at a time).
+type Communicator struct {
+	Client *agent.Client
+	// Root is the guest directory commands chroot into and paths resolve in; "" for the build
+	// environment.
+	Root string
+	// ConsoleLog is named in errors about a guest that went away.
+	ConsoleLog string
+}
+
+var _ packersdk.Communicator = new(Communicator)
+
+// exitNotStarted is the status of a command that could not start (as a shell reports a missing
+// command).
+const exitNotStarted = 127
+
+// Start runs cmd.Command with /bin/sh -c and returns at once; SetExited is called exactly once.
+func (c *Communicator) Start(ctx context.Context, cmd *packersdk.RemoteCmd) error {
+	req := agent.ExecRequest{Argv: []string{"/bin/sh", "-c", cmd.Command}, Root: c.Root}
+	log.Printf("uml communicator: running %q (root %q)", cmd.Command, c.Root)
+	go func() {
+		code, err := c.Client.Exec(ctx, req, cmd.Stdin, cmd.Stdout, cmd.Stderr)
+		if err != nil {
+			var remote *agent.RemoteError
+			switch {
+			case errors.As(err, &remote):
+				// The guest could not start the command: say why where the user looks.
+				if cmd.Stderr != nil {
+					fmt.Fprintln(cmd.Stderr, remote.Msg)
+				}
+				log.Printf("uml communicator: %v", err)
+				cmd.SetExited(exitNotStarted)
+			default:
+				log.Printf("uml communicator: %v: the guest went away; see %s", err, c.ConsoleLog)
+				cmd.SetExited(packersdk.CmdDisconnect)
+			}
+			return
+		}
+		cmd.SetExited(code)
+	}()
+	return nil
+}
+
+// Upload writes r to the file dst, owned by root; with fi its mode and mtime are kept, without it
+// the file gets mode 0644. Missing parent directories are created.
+func (c *Communicator) Upload(dst string, r io.Reader, fi *os.FileInfo) error {
+	perm, mtime := uint32(0o644), int64(0)
+	if fi != nil {
+		perm = unixPerm((*fi).Mode())
+		mtime = (*fi).ModTime().Unix()
+	}
+	return c.wrap(c.Client.Upload(c.Root, dst, perm, mtime, r))
+}
+
+// UploadDir copies the host directory src into the guest directory dst, as rsync does: with a
+// trailing slash on src its contents land in dst, without one src itself lands in dst/<base of src>.
+// Modes, mtimes and symlinks are kept; files become root's (the host user's uid means nothing in the
+// image). exclude holds patterns (filepath.Match) matched against each path below src and its base name.
+func (c *Communicator) UploadDir(dst string, src string, exclude []string) error {
+	contents := strings.HasSuffix(src, "/")
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return err
+	}
+	root, err := fsroot.Open(filepath.Dir(abs))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(root.Archive(filepath.Base(abs), pw, fsroot.ArchiveOptions{
+			Contents: contents, Exclude: exclude, Owner: &fsroot.Owner{UID: 0, GID: 0},
+		}))
+	}()
+	err = c.Client.Untar(c.Root, dst, pr)
+	pr.CloseWithError(io.ErrClosedPipe) // stops the archiver if the guest failed first
+	return c.wrap(err)
+}
+
+// Download copies the guest file src to w.
+func (c *Communicator) Download(src string, w io.Writer) error {
+	return c.wrap(c.Client.Download(c.Root, src, w))
+}
+
+// DownloadDir copies the guest directory src into the host directory dst, with UploadDir's slash
+// rule. Owners are kept when the host side runs as root; device nodes are skipped otherwise (an
+// ordinary user cannot make them). Entries that would land outside dst are refused.
+func (c *Communicator) DownloadDir(src string, dst string, exclude []string) error {
+	contents := strings.HasSuffix(src, "/")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	root, err := fsroot.Open(dst)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	pr, pw := io.Pipe()
+	tarErr := make(chan error, 1)
+	go func() {
+		err := c.Client.Tar(c.Root, src, contents, exclude, pw)
+		pw.CloseWithError(err)
+		tarErr <- err
+	}()
+	root0 := os.Geteuid() == 0
+	skipped, err := root.Extract(".", pr, fsroot.ExtractOptions{KeepOwners: root0, SkipDevices: !root0})
+	pr.CloseWithError(io.ErrClosedPipe)
+	if terr := <-tarErr; terr != nil {
+		return c.wrap(terr)
+	}
+	if err != nil {
+		return err
+	}
+	if skipped > 0 {
+		log.Printf("uml communicator: download of %s skipped %d device nodes or FIFOs", src, skipped)
+	}
+	return nil
+}
+
+// wrap adds where to look when the guest is gone.
+func (c *Communicator) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var remote *agent.RemoteError
+	if errors.As(err, &remote) {
+		return err
+	}
+	return fmt.Errorf("%w (if the guest died, its console log is %s)", err, c.ConsoleLog)
+}
+
+// unixPerm converts Go's mode bits, including setuid, setgid and sticky, to Unix permission bits.
+func unixPerm(m os.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
+}
+
+// consoleLogPathOf returns the console log path of this build, from the config.
+func consoleLogPathOf(state multistep.StateBag) string {
+	return consoleLogPath(state.Get(stateConfig).(*Config).OutputDir)
+}

@@ -1,0 +1,29 @@
+package uml
+
+// State bag keys, each with the step that produces it. Only this package knows the state bag.
+const (
+	// stateConfig (*Config), stateUI (packersdk.Ui) and stateHook (packersdk.Hook) are seeded by Builder.Run.
+	stateConfig = "config"
+	stateUI     = "ui"
+	stateHook   = "hook"
+	// stateError (error) is set by the step that fails.
+	stateError = "error"
+	// stateKernel (*kernel.Kernel) is produced by stepPreflight.
+	stateKernel = "kernel"
+	// stateWorkDir (string): the build's own temporary directory on the host, by stepPreflight.
+	stateWorkDir = "work_dir"
+	// stateImagePath (string) is produced by stepCreateImage.
+	stateImagePath = "image_path"
+	// stateMachine (*machine.Machine) and stateConsole (*machine.Console) are produced by stepBoot.
+	stateMachine = "machine"
+	stateConsole = "console"
+	// stateBootStart (time.Time): when stepBoot started UML.
+	stateBootStart = "boot_start"
+	// stateAgent (*agent.Client) is produced by stepConnect.
+	stateAgent = "agent"
+	// stateCommunicator (packersdk.Communicator) is produced by stepMountTarget; the SDK's
+	// StepProvision reads it under this name.
+	stateCommunicator = "communicator"
+	// stateTargetMounted (bool) is set by stepMountTarget and cleared by stepUnmountTarget.
+	stateTargetMounted = "target_mounted"
+)

@@ -1,0 +1,128 @@
+package uml
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/machine"
+)
+
+// consoleTailLines is how much of the console an error message quotes.
+const consoleTailLines = 25
+
+// stepBoot starts the UML kernel with the image, our own binary as init and the agent's channel.
+//
+// Uses: ui, stateKernel, stateWorkDir, stateImagePath. Produces: stateMachine, stateConsole.
+// Cleanup kills UML if it still runs (after a failure or a cancel).
+type stepBoot struct {
+	MemoryMiB  int
+	ExtraDisks []string
+	UMLArgs    []string
+	ConsoleLog string
+	Debug      bool
+
+	consoleFile *os.File
+}
+
+func (s *stepBoot) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	ui := state.Get(stateUI).(packersdk.Ui)
+	k := kernelOf(state)
+	workDir := state.Get(stateWorkDir).(string)
+	self, err := os.Executable()
+	if err != nil {
+		return haltf(state, "boot: find the plugin binary: %w", err)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return haltf(state, "boot: find the working directory: %w", err)
+	}
+	if err := os.Mkdir(stagingDir(state), 0o700); err != nil {
+		return haltf(state, "boot: create the staging directory: %w", err)
+	}
+	guestCfg, err := agent.GuestConfig{WorkDir: cwd, StagingDir: stagingDir(state), ModulesDir: k.ModulesDir, Debug: s.Debug}.Encode()
+	if err != nil {
+		return haltf(state, "boot: %w", err)
+	}
+	spec := machine.Spec{
+		Kernel:     k.Path,
+		UMID:       "packer-uml-" + randomHex(6),
+		UMLDir:     workDir,
+		TmpDir:     workDir,
+		MemMiB:     s.MemoryMiB,
+		Disks:      append([]string{state.Get(stateImagePath).(string)}, s.ExtraDisks...),
+		Init:       self,
+		InitParams: []string{guestCfg},
+		Seccomp:    k.Seccomp,
+		Extra:      s.UMLArgs,
+	}
+	s.consoleFile, err = os.Create(s.ConsoleLog)
+	if err != nil {
+		return haltf(state, "boot: create console log: %w", err)
+	}
+	console := &machine.Console{
+		File: s.consoleFile,
+		Keep: consoleTailLines,
+		// The whole console goes to Packer's log (shown with PACKER_LOG=1).
+		OnLine: func(line string) { log.Printf("[uml console] %s", line) },
+	}
+	ui.Say(fmt.Sprintf("Booting UML (%d MiB memory); console log: %s", s.MemoryMiB, s.ConsoleLog))
+	args, _ := spec.Args()
+	log.Printf("uml command line: %s %v", spec.Kernel, args)
+	m, err := machine.Start(spec, console)
+	if err != nil {
+		return haltf(state, "boot: %w", err)
+	}
+	state.Put(stateMachine, m)
+	state.Put(stateConsole, console)
+	state.Put(stateBootStart, time.Now())
+	return multistep.ActionContinue
+}
+
+func (s *stepBoot) Cleanup(state multistep.StateBag) {
+	if m, ok := state.GetOk(stateMachine); ok {
+		m := m.(*machine.Machine)
+		if !m.Exited() {
+			log.Printf("killing UML (pid %d)", m.Pid())
+			if err := m.Kill(10 * time.Second); err != nil {
+				state.Get(stateUI).(packersdk.Ui).Error(err.Error())
+			}
+		}
+	}
+	if s.consoleFile != nil {
+		s.consoleFile.Close()
+	}
+}
+
+// consoleTail formats the last console lines for an error message.
+func consoleTail(state multistep.StateBag) string {
+	c, ok := state.GetOk(stateConsole)
+	if !ok {
+		return ""
+	}
+	out := ""
+	for _, l := range c.(*machine.Console).Tail() {
+		out += "\n    " + l
+	}
+	return "\nlast lines of the guest console:" + out
+}
+
+// stagingDir is where transfers stage their data, inside the build's work directory.
+func stagingDir(state multistep.StateBag) string {
+	return filepath.Join(state.Get(stateWorkDir).(string), "staging")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

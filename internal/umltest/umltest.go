@@ -1,0 +1,193 @@
+// Package umltest boots real UML guests for tests: it builds the plugin binary once (it is the
+// guest's init and agent), starts the machine and opens the agent session. Tests that use it need
+// Debian's user-mode-linux package; without it they fail (they never skip: CI installs it).
+package umltest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/channel"
+	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
+	"github.com/packer-uml/packer-plugin-uml/uml/machine"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds the plugin (static, as releases are) once per test process and returns its path.
+// The binary lives in a directory every user can read, because the guest runs it as init with the
+// test user's rights.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "umltest-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		binPath = filepath.Join(dir, "packer-plugin-uml")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/packer-uml/packer-plugin-uml")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Guest is one booted machine with its agent session.
+type Guest struct {
+	Machine *machine.Machine
+	Client  *agent.Client
+	Console *machine.Console
+	Dir     string // host directory of this guest: image, console log, UML's files
+	Image   string
+	Ready   time.Duration // from start to agent ready
+}
+
+// Options for Boot.
+type Options struct {
+	ImageMiB int    // size of the sparse image attached as ubd0 (default 64)
+	WorkDir  string // host directory mounted read-write as $WORKDIR (default none)
+	MemMiB   int
+}
+
+// Boot starts a guest and waits for its agent; the guest is killed when the test ends.
+func Boot(t testing.TB, o Options) *Guest {
+	t.Helper()
+	bin := Binary(t)
+	kpath, err := kernel.Find(os.Getenv("UML_KERNEL"))
+	if err != nil {
+		t.Fatalf("%v (install Debian's user-mode-linux package)", err)
+	}
+	k, err := kernel.Inspect(context.Background(), kpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	g := &Guest{Dir: dir, Image: filepath.Join(dir, "image")}
+	if o.ImageMiB == 0 {
+		o.ImageMiB = 64
+	}
+	if o.MemMiB == 0 {
+		o.MemMiB = 256
+	}
+	if err := os.WriteFile(g.Image, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(g.Image, int64(o.ImageMiB)<<20); err != nil {
+		t.Fatal(err)
+	}
+	staging := filepath.Join(dir, "staging")
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := agent.GuestConfig{WorkDir: o.WorkDir, StagingDir: staging, ModulesDir: k.ModulesDir}.Encode()
+	logf, err := os.Create(filepath.Join(dir, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	g.Console = &machine.Console{File: logf, Keep: 40}
+	spec := machine.Spec{
+		Kernel: k.Path, UMID: fmt.Sprintf("umltest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9),
+		UMLDir: dir, TmpDir: dir, MemMiB: o.MemMiB, Disks: []string{g.Image},
+		Init: bin, InitParams: []string{cfg}, Seccomp: k.Seccomp,
+	}
+	start := time.Now()
+	m, err := machine.Start(spec, g.Console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Machine = m
+	t.Cleanup(func() {
+		if !m.Exited() {
+			m.Kill(10 * time.Second)
+		}
+	})
+	type dialed struct {
+		c   *agent.Client
+		err error
+	}
+	res := make(chan dialed, 1)
+	go func() {
+		sess, err := channel.Dial(m.Channel(), agent.ProtocolVersion, os.Stderr)
+		if err != nil {
+			res <- dialed{nil, err}
+			return
+		}
+		res <- dialed{agent.NewClient(sess, staging), nil}
+	}()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatalf("agent: %v\nconsole:\n%s", r.err, g.ConsoleTail())
+		}
+		g.Client = r.c
+	case <-time.After(2 * time.Minute):
+		m.Kill(10 * time.Second)
+		t.Fatalf("agent not ready after 2m\nconsole:\n%s", g.ConsoleTail())
+	}
+	g.Ready = time.Since(start)
+	return g
+}
+
+// ConsoleTail is the last console lines, for failure messages.
+func (g *Guest) ConsoleTail() string { return strings.Join(g.Console.Tail(), "\n") }
+
+// Sh runs a shell script in the guest's build environment and returns its output; a non-zero exit
+// fails the test.
+func (g *Guest) Sh(t testing.TB, script string) string {
+	t.Helper()
+	out, code, err := g.ShCode(script)
+	if err != nil || code != 0 {
+		t.Fatalf("guest script failed (exit %d, %v):\n%s\noutput:\n%s\nconsole:\n%s", code, err, script, out, g.ConsoleTail())
+	}
+	return out
+}
+
+// ShCode runs a shell script and returns its combined output and exit status.
+func (g *Guest) ShCode(script string) (string, int, error) {
+	var out strings.Builder
+	w := &lockedWriter{w: &out}
+	code, err := g.Client.Exec(context.Background(), agent.ExecRequest{Argv: []string{"/bin/sh", "-c", script}}, nil, w, w)
+	return out.String(), code, err
+}
+
+// Shutdown powers the guest off and waits for UML to exit.
+func (g *Guest) Shutdown(t testing.TB) {
+	t.Helper()
+	if err := g.Client.Shutdown(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if !g.Machine.Wait(time.Minute) {
+		t.Fatalf("guest did not power off\nconsole:\n%s", g.ConsoleTail())
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,35 @@
+// Command packer-plugin-uml is the Packer plugin, and also, in the guest, its PID 1 and agent: one
+// binary serves both sides, so the guest always runs the agent that matches the host (as kata's agent
+// switches on being PID 1).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/packer-plugin-sdk/plugin"
+
+	"github.com/packer-uml/packer-plugin-uml/builder/uml"
+	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/version"
+)
+
+func main() {
+	if os.Getpid() == 1 {
+		agent.RunInit() // never returns
+	}
+	if len(os.Args) > 1 && os.Args[1] == agent.AgentArg {
+		if err := agent.RunAgent(); err != nil {
+			fmt.Fprintln(os.Stderr, "uml-agent:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	pps := plugin.NewSet()
+	pps.RegisterBuilder(plugin.DEFAULT_NAME, new(uml.Builder))
+	pps.SetVersion(version.PluginVersion)
+	if err := pps.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, err.Error())
+		os.Exit(1)
+	}
+}

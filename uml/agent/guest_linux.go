@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/packer-uml/packer-plugin-uml/uml/channel"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// SerialLine is the guest device of the agent's channel: UML's ssl1, bound to the host's socketpair.
+const SerialLine = "/dev/ttyS1"
+
+// RunAgent is the guest agent, started by PID 1: it opens the serial line in raw mode, announces
+// itself and serves requests until the host asks for a shutdown or goes away.
+func RunAgent() error {
+	logger := log.New(os.Stderr, "uml-agent: ", log.Lmicroseconds)
+	// A blocking descriptor: os.NewFile keeps it out of Go's edge-triggered netpoller, and reads
+	// block in a thread of their own. With the poller the UML serial line stopped delivering input
+	// after the first few kilobytes (the tty's wakeups were lost).
+	fd, err := unix.Open(SerialLine, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", SerialLine, err)
+	}
+	line := os.NewFile(uintptr(fd), SerialLine)
+	// Raw mode: without it the tty echoes the host's bytes and rewrites ours (NL to CR NL).
+	if _, err := term.MakeRaw(int(line.Fd())); err != nil {
+		return fmt.Errorf("raw mode on %s: %w", SerialLine, err)
+	}
+	sess, err := channel.Serve(line, ProtocolVersion, os.Stderr)
+	if err != nil {
+		return err
+	}
+	srv := &Server{Log: logger, StagingDir: GuestStagingDir}
+	err = srv.Serve(sess)
+	if errors.Is(err, ErrShutdown) {
+		// No goodbye on the session: the host has its answer and waits for UML to exit, and
+		// closing a tty may wait for its output to drain.
+		return nil
+	}
+	// The host closed the line: the plugin ended or died. Power off (PID 1 does, when we return).
+	return fmt.Errorf("host went away: %w", err)
+}

@@ -1,0 +1,134 @@
+// Package kernel finds a User-Mode Linux kernel and reads what it can do, from its own output
+// (`--version`, `--help`, `--showconfig`). It has no state and no Packer types.
+package kernel
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Candidates are the names looked up on PATH when no kernel is configured, in order: Debian's
+// package installs linux.uml, and links linux to it through alternatives.
+var Candidates = []string{"linux.uml", "linux"}
+
+// Kernel is one UML kernel binary and what it supports.
+type Kernel struct {
+	Path    string
+	Version string
+	// Hostfs: the guest's root can be the host's filesystem; it must be built in, not a module.
+	Hostfs bool
+	// Seccomp: the kernel accepts seccomp=on (Linux 6.16 and later), its fastest mode.
+	Seccomp bool
+	// Vector: the vector network driver (vecN=), needed for the user-mode IP network.
+	Vector bool
+	// Config is the kernel's .config when it prints one (--showconfig); nil otherwise.
+	Config map[string]string
+	// ModulesDir is where the kernel's modules are on the host, "" when there are none.
+	ModulesDir string
+}
+
+// ErrNotFound is returned when no kernel is configured and none is on PATH.
+var ErrNotFound = errors.New("no User-Mode Linux kernel found")
+
+// Find returns the kernel to use: explicit if set, else the first of Candidates on PATH.
+func Find(explicit string) (string, error) {
+	if explicit != "" {
+		p, err := exec.LookPath(explicit)
+		if err != nil {
+			return "", fmt.Errorf("kernel %q: %w", explicit, err)
+		}
+		return filepath.Abs(p)
+	}
+	for _, name := range Candidates {
+		if p, err := exec.LookPath(name); err == nil {
+			return filepath.Abs(p)
+		}
+	}
+	return "", fmt.Errorf("%w: none of %s is on PATH", ErrNotFound, strings.Join(Candidates, ", "))
+}
+
+// Inspect runs the kernel with --version, --help and --showconfig (each prints and exits at once)
+// and reads its features. The help text lists every command-line parameter the kernel knows, so a
+// feature with a parameter (hostfs=, seccomp=, vecN:) is seen even where --showconfig is gone.
+func Inspect(ctx context.Context, path string) (*Kernel, error) {
+	k := &Kernel{Path: path}
+	out, err := run(ctx, path, "--version")
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a User-Mode Linux kernel: --version: %w", path, err)
+	}
+	k.Version = strings.TrimSpace(out)
+	help, err := run(ctx, path, "--help")
+	if err != nil {
+		return nil, fmt.Errorf("%s --help: %w", path, err)
+	}
+	params := helpParams(help)
+	k.Hostfs = params["hostfs"]
+	k.Seccomp = params["seccomp"]
+	k.Vector = params["vec"]
+	if cfg, err := run(ctx, path, "--showconfig"); err == nil {
+		k.Config = parseConfig(cfg)
+		if v, ok := k.Config["CONFIG_HOSTFS"]; ok {
+			k.Hostfs = v == "y"
+		}
+	}
+	for _, dir := range []string{filepath.Join(filepath.Dir(path), "..", "lib", "uml", "modules", k.Version), "/usr/lib/uml/modules/" + k.Version} {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			k.ModulesDir = filepath.Clean(dir)
+			break
+		}
+	}
+	return k, nil
+}
+
+func run(ctx context.Context, path string, arg string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, arg).Output()
+	return string(out), err
+}
+
+// helpParams picks the parameter names out of --help: lines that start a parameter's entry
+// ("hostfs=<root dir>,...", "vec[0-9]+:<option>=...", "seccomp=on").
+func helpParams(help string) map[string]bool {
+	params := map[string]bool{}
+	s := bufio.NewScanner(strings.NewReader(help))
+	for s.Scan() {
+		line := s.Text()
+		if line == "" || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		name := line
+		if i := strings.IndexAny(name, "=[:<"); i > 0 {
+			name = name[:i]
+		}
+		params[strings.TrimSpace(name)] = true
+	}
+	return params
+}
+
+func parseConfig(cfg string) map[string]string {
+	m := map[string]string{}
+	s := bufio.NewScanner(strings.NewReader(cfg))
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), "=")
+		if ok && strings.HasPrefix(k, "CONFIG_") {
+			m[k] = strings.Trim(v, `"`)
+		}
+	}
+	return m
+}
+
+// Mode names the way the kernel runs guest processes, for the build's log.
+func (k *Kernel) Mode() string {
+	if k.Seccomp {
+		return "seccomp"
+	}
+	return "ptrace (a UML kernel of Linux 6.16 or later runs guest processes faster, with seccomp=on)"
+}

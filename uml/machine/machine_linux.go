@@ -1,0 +1,154 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Machine is one running UML process.
+type Machine struct {
+	cmd     *exec.Cmd
+	channel *pipeConn
+	done    chan struct{} // closed when the process has been waited for
+	mu      sync.Mutex    // guards waitErr
+	waitErr error
+}
+
+// Start boots spec. The console (UML's stdout and stderr) is copied to console. The returned
+// machine's Channel is the host end of the agent's line.
+func Start(spec Spec, console io.Writer) (*Machine, error) {
+	args, err := spec.Args()
+	if err != nil {
+		return nil, err
+	}
+	// Two pipes, one per direction: UML's line driver stalled when one socket carried both (its read
+	// and write interrupts on one descriptor), after the first few kilobytes from the host.
+	toGuestR, toGuestW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe for the agent channel: %w", err)
+	}
+	fromGuestR, fromGuestW, err := os.Pipe()
+	if err != nil {
+		toGuestR.Close()
+		toGuestW.Close()
+		return nil, fmt.Errorf("pipe for the agent channel: %w", err)
+	}
+	defer toGuestR.Close()
+	defer fromGuestW.Close()
+	conn := &pipeConn{r: fromGuestR, w: toGuestW}
+	cmd := exec.Command(spec.Kernel, args...)
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.ExtraFiles = []*os.File{toGuestR, fromGuestW} // become ChannelFD and ChannelFD+1
+	cmd.Env = append(os.Environ(), "TMPDIR="+spec.TmpDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// A group of its own: the terminal's Ctrl-C reaches Packer, not UML, and Kill ends UML's
+		// helper processes with it.
+		Setpgid: true,
+		// The watchdog: if this process dies, even by SIGKILL, the kernel kills UML.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	// UML's helpers may keep the console pipe open a moment after UML itself exits.
+	cmd.WaitDelay = 2 * time.Second
+
+	m := &Machine{cmd: cmd, channel: conn, done: make(chan struct{})}
+	started := make(chan error, 1)
+	// Pdeathsig fires when the *thread* that forked the child exits. Fork from a goroutine locked to
+	// its thread that stays until UML is gone, so the Go runtime cannot retire that thread early.
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		err := cmd.Wait()
+		m.mu.Lock()
+		m.waitErr = err
+		m.mu.Unlock()
+		close(m.done)
+		// The locked thread exits with this goroutine; UML is already gone.
+	}()
+	if err := <-started; err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start %s: %w", spec.Kernel, err)
+	}
+	return m, nil
+}
+
+// Channel is the host end of the agent's serial line.
+func (m *Machine) Channel() io.ReadWriteCloser { return m.channel }
+
+// pipeConn joins the two pipe ends the host keeps into one stream.
+type pipeConn struct {
+	r *os.File // what the guest writes
+	w *os.File // what the guest reads
+}
+
+func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// Close closes both ends; a Read or Write blocked on them returns at once.
+func (p *pipeConn) Close() error {
+	errW := p.w.Close()
+	errR := p.r.Close()
+	if errW != nil {
+		return errW
+	}
+	return errR
+}
+
+// Pid is the UML process's id.
+func (m *Machine) Pid() int { return m.cmd.Process.Pid }
+
+// Done is closed when the UML process has exited.
+func (m *Machine) Done() <-chan struct{} { return m.done }
+
+// Err is how the process ended; valid after Done is closed.
+func (m *Machine) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waitErr
+}
+
+// Exited reports whether the process has ended.
+func (m *Machine) Exited() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill ends UML and everything in its process group at once, then waits for it (at most timeout).
+func (m *Machine) Kill(timeout time.Duration) error {
+	if !m.Exited() {
+		unix.Kill(-m.cmd.Process.Pid, unix.SIGKILL)
+	}
+	m.channel.Close()
+	select {
+	case <-m.done:
+		return nil
+	case <-time.After(timeout):
+		return errors.New("UML process did not end after SIGKILL")
+	}
+}
+
+// Wait waits up to timeout for the process to exit by itself; it reports whether it did.
+func (m *Machine) Wait(timeout time.Duration) bool {
+	select {
+	case <-m.done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}

@@ -1,0 +1,76 @@
+// Package machine runs one User-Mode Linux guest: Spec turns a description into the kernel's command
+// line (a pure function), and Start runs it with the agent's channel on a socketpair, its console
+// captured, and a watchdog that kills it if this process dies. It has no Packer types.
+package machine
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ChannelFD is the descriptor the UML process reads the agent's line from (the host writes the other
+// end); ChannelFD+1 is the one it writes the line to. They are the first two of exec.Cmd.ExtraFiles.
+const ChannelFD = 3
+
+// Spec describes one boot.
+type Spec struct {
+	Kernel string // path of the UML kernel binary
+	UMID   string // unique machine id (names UML's pid and mconsole files)
+	UMLDir string // where UML keeps its UMID directory, instead of ~/.uml
+	TmpDir string // where UML creates its memory file; must allow exec
+	MemMiB int
+	// Disks become ubd0, ubd1, ...: the image first, then extra disks.
+	Disks []string
+	// Init is the program the kernel starts as PID 1 (our own binary).
+	Init string
+	// InitParams are key=value parameters the kernel passes to init as environment.
+	InitParams []string
+	// Seccomp turns on the kernel's seccomp mode (only kernels that know seccomp=).
+	Seccomp bool
+	// Extra are the user's own parameters, last so that they win.
+	Extra []string
+}
+
+// Args returns the kernel's command line for s, one parameter per element.
+func (s Spec) Args() ([]string, error) {
+	for name, v := range map[string]string{"kernel": s.Kernel, "init": s.Init, "umid": s.UMID, "uml_dir": s.UMLDir} {
+		if v == "" {
+			return nil, fmt.Errorf("machine spec: %s is empty", name)
+		}
+		if strings.ContainsAny(v, " \t\n\"") {
+			return nil, fmt.Errorf("machine spec: %s %q has white space or quotes, which the kernel command line cannot carry", name, v)
+		}
+	}
+	if s.MemMiB <= 0 {
+		return nil, fmt.Errorf("machine spec: memory must be positive, not %d MiB", s.MemMiB)
+	}
+	args := []string{
+		fmt.Sprintf("mem=%dM", s.MemMiB),
+		"umid=" + s.UMID,
+		"uml_dir=" + s.UMLDir,
+	}
+	for i, d := range s.Disks {
+		if strings.ContainsAny(d, " \t\n\",:") {
+			return nil, fmt.Errorf("machine spec: disk %q: its path may not hold white space, quotes, ',' or ':' (UML's ubd syntax)", d)
+		}
+		args = append(args, fmt.Sprintf("ubd%d=%s", i, d))
+	}
+	args = append(args,
+		// The guest's root is the host's own /, read-only, through hostfs.
+		"root=/dev/root", "rootfstype=hostfs", "rootflags=/", "ro",
+		"init="+s.Init,
+		// Console 0 to our stdout (captured to the console log), no input; no other consoles.
+		"con0=null,fd:1", "con=null",
+		// The agent's channel: serial line 1 on the socketpair; no other serial lines (the default
+		// channel would allocate host ptys).
+		"ssl=null", fmt.Sprintf("ssl1=fd:%d,fd:%d", ChannelFD, ChannelFD+1),
+		// Legacy ptys take seconds to set up at boot and nothing here uses them.
+		"pty.legacy_count=0",
+	)
+	if s.Seccomp {
+		args = append(args, "seccomp=on")
+	}
+	args = append(args, s.InitParams...)
+	args = append(args, s.Extra...)
+	return args, nil
+}
