@@ -145,4 +145,3 @@ func supportedFSTypes() []string {
 
 // chroot reports whether provisioners run inside the image (the default).
 func (c *Config) chroot() bool { return !c.Chroot.False() }
-

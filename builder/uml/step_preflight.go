@@ -109,4 +109,6 @@ func checkExec(dir string) error {
 }
 
 // kernelOf returns the kernel found by stepPreflight.
-func kernelOf(state multistep.StateBag) *kernel.Kernel { return state.Get(stateKernel).(*kernel.Kernel) }
+func kernelOf(state multistep.StateBag) *kernel.Kernel {
+	return state.Get(stateKernel).(*kernel.Kernel)
+}
