@@ -11,12 +11,16 @@ import (
 
 	"github.com/packer-uml/packer-plugin-uml/builder/uml"
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/machine"
 	"github.com/packer-uml/packer-plugin-uml/version"
 )
 
 func main() {
 	if os.Getpid() == 1 {
 		agent.RunInit() // never returns
+	}
+	if len(os.Args) > 1 && os.Args[1] == machine.WatchdogArg {
+		machine.RunWatchdog(os.Args[2:]) // never returns
 	}
 	if len(os.Args) > 1 && os.Args[1] == agent.AgentArg {
 		if err := agent.RunAgent(); err != nil {

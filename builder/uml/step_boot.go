@@ -78,7 +78,7 @@ func (s *stepBoot) Run(_ context.Context, state multistep.StateBag) multistep.St
 	ui.Say(fmt.Sprintf("Booting UML (%d MiB memory); console log: %s", s.MemoryMiB, s.ConsoleLog))
 	args, _ := spec.Args()
 	log.Printf("uml command line: %s %v", spec.Kernel, args)
-	m, err := machine.Start(spec, console)
+	m, err := machine.Start(spec, self, console)
 	if err != nil {
 		return haltf(state, "boot: %w", err)
 	}

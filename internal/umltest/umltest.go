@@ -111,7 +111,7 @@ func Boot(t testing.TB, o Options) *Guest {
 		Init: bin, InitParams: []string{cfg}, Seccomp: k.Seccomp,
 	}
 	start := time.Now()
-	m, err := machine.Start(spec, g.Console)
+	m, err := machine.Start(spec, bin, g.Console)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -18,14 +17,18 @@ import (
 type Machine struct {
 	cmd     *exec.Cmd
 	channel *pipeConn
+	// lifeline is the write end of the watchdog's standard input: never written, closed when the
+	// machine is done or this process dies.
+	lifeline *os.File
 	done    chan struct{} // closed when the process has been waited for
 	mu      sync.Mutex    // guards waitErr
 	waitErr error
 }
 
-// Start boots spec. The console (UML's stdout and stderr) is copied to console. The returned
+// Start boots spec under a watchdog: watchdog is this program's own binary, which RunWatchdog runs
+// when given WatchdogArg. The console (UML's stdout and stderr) is copied to console. The returned
 // machine's Channel is the host end of the agent's line.
-func Start(spec Spec, console io.Writer) (*Machine, error) {
+func Start(spec Spec, watchdog string, console io.Writer) (*Machine, error) {
 	args, err := spec.Args()
 	if err != nil {
 		return nil, err
@@ -45,42 +48,40 @@ func Start(spec Spec, console io.Writer) (*Machine, error) {
 	defer toGuestR.Close()
 	defer fromGuestW.Close()
 	conn := &pipeConn{r: fromGuestR, w: toGuestW}
-	cmd := exec.Command(spec.Kernel, args...)
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("pipe for the watchdog: %w", err)
+	}
+	defer lifeR.Close()
+
+	cmd := exec.Command(watchdog, append([]string{WatchdogArg, spec.Kernel}, args...)...)
+	cmd.Stdin = lifeR
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.ExtraFiles = []*os.File{toGuestR, fromGuestW} // become ChannelFD and ChannelFD+1
 	cmd.Env = append(os.Environ(), "TMPDIR="+spec.TmpDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// A group of its own: the terminal's Ctrl-C reaches Packer, not UML, and Kill ends UML's
-		// helper processes with it.
+		// A group of its own for the watchdog, UML and UML's helpers: the terminal's Ctrl-C reaches
+		// Packer, not UML, and Kill ends them all with one kill(-pgid).
 		Setpgid: true,
-		// The watchdog: if this process dies, even by SIGKILL, the kernel kills UML.
-		Pdeathsig: syscall.SIGKILL,
 	}
 	// UML's helpers may keep the console pipe open a moment after UML itself exits.
 	cmd.WaitDelay = 2 * time.Second
 
-	m := &Machine{cmd: cmd, channel: conn, done: make(chan struct{})}
-	started := make(chan error, 1)
-	// Pdeathsig fires when the *thread* that forked the child exits. Fork from a goroutine locked to
-	// its thread that stays until UML is gone, so the Go runtime cannot retire that thread early.
+	m := &Machine{cmd: cmd, channel: conn, lifeline: lifeW, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		lifeW.Close()
+		return nil, fmt.Errorf("start %s: %w", spec.Kernel, err)
+	}
 	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
 		err := cmd.Wait()
 		m.mu.Lock()
 		m.waitErr = err
 		m.mu.Unlock()
+		m.lifeline.Close()
 		close(m.done)
-		// The locked thread exits with this goroutine; UML is already gone.
 	}()
-	if err := <-started; err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("start %s: %w", spec.Kernel, err)
-	}
 	return m, nil
 }
 
@@ -106,7 +107,7 @@ func (p *pipeConn) Close() error {
 	return errR
 }
 
-// Pid is the UML process's id.
+// Pid is the watchdog's process id, which is also the id of the process group of UML.
 func (m *Machine) Pid() int { return m.cmd.Process.Pid }
 
 // Done is closed when the UML process has exited.
@@ -129,17 +130,23 @@ func (m *Machine) Exited() bool {
 	}
 }
 
-// Kill ends UML and everything in its process group at once, then waits for it (at most timeout).
+// Kill ends UML and its helper processes at once and waits for them (at most timeout): closing the
+// lifeline makes the watchdog kill UML's group; a watchdog that does not end in time is killed
+// with its group.
 func (m *Machine) Kill(timeout time.Duration) error {
-	if !m.Exited() {
-		unix.Kill(-m.cmd.Process.Pid, unix.SIGKILL)
-	}
+	m.lifeline.Close()
 	m.channel.Close()
 	select {
 	case <-m.done:
 		return nil
-	case <-time.After(timeout):
-		return errors.New("UML process did not end after SIGKILL")
+	case <-time.After(timeout / 2):
+	}
+	unix.Kill(-m.cmd.Process.Pid, unix.SIGKILL)
+	select {
+	case <-m.done:
+		return nil
+	case <-time.After(timeout / 2):
+		return errors.New("UML's watchdog did not end after SIGKILL")
 	}
 }
 
