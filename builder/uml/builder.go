@@ -45,6 +45,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	state.Put(stateConfig, c)
 	state.Put(stateUI, ui)
 	state.Put(stateHook, hook)
+	(&packerbuilderdata.GeneratedData{State: state}).Put("FSType", c.FSType)
 
 	steps := []multistep.Step{
 		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType},
@@ -78,10 +79,6 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		KernelPath:    k.Path,
 		KernelVersion: k.Version,
 	}
-	gd := packerbuilderdata.GeneratedData{State: state}
-	gd.Put("ImagePath", a.ImagePath)
-	gd.Put("FSType", a.FSType)
-	gd.Put("KernelVersion", a.KernelVersion)
 	a.StateData = map[string]interface{}{"generated_data": state.Get("generated_data")}
 	return a, nil
 }

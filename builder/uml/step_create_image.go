@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 )
 
 // stepCreateImage creates the sparse image file. The filesystem on it is made in the guest (see
@@ -42,9 +43,10 @@ func (s *stepCreateImage) Run(_ context.Context, state multistep.StateBag) multi
 		return haltf(state, "create image %s of %d MiB: %w", path, s.SizeMiB, err)
 	}
 	state.Put(stateImagePath, path)
+	(&packerbuilderdata.GeneratedData{State: state}).Put("ImagePath", path)
 	return multistep.ActionContinue
 }
 
 // Cleanup leaves the image to StepOutputDir, which removes the whole output directory when the
-// build fails or is cancelled (unless -on-error=abort or -debug keeps it).
+// build fails or is cancelled (unless -on-error=abort keeps it; -debug only pauses before cleanup).
 func (s *stepCreateImage) Cleanup(multistep.StateBag) {}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 	"github.com/hashicorp/packer-plugin-sdk/tmp"
 	"golang.org/x/sys/unix"
 
@@ -59,11 +60,11 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 	// UML maps its memory from a file in this directory: it must allow exec.
 	workDir, err := tmp.Dir("packer-uml")
 	if err != nil {
-		problems = append(problems, fmt.Sprintf("cannot create a temporary directory: %v: set PACKER_TMP_DIR to a writable directory", err))
+		problems = append(problems, fmt.Sprintf("cannot create a temporary directory: %v: set TMPDIR to a writable directory", err))
 	} else {
 		state.Put(stateWorkDir, workDir)
 		if err := checkExec(workDir); err != nil {
-			problems = append(problems, fmt.Sprintf("%v: UML maps its memory from a file there and needs exec; set PACKER_TMP_DIR (or TMPDIR) to a directory on a filesystem mounted without noexec", err))
+			problems = append(problems, fmt.Sprintf("%v: UML maps its memory from a file there and needs exec; set TMPDIR to a directory on a filesystem mounted without noexec", err))
 		}
 	}
 
@@ -71,6 +72,8 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 		return halt(state, errors.New("the host is not ready for the uml builder:\n  - "+strings.Join(problems, "\n  - ")))
 	}
 	state.Put(stateKernel, k)
+	// Generated data as soon as it is known, so that provisioners can use it too.
+	(&packerbuilderdata.GeneratedData{State: state}).Put("KernelVersion", k.Version)
 	ui.Say(fmt.Sprintf("Using UML kernel %s (Linux %s), %s mode", k.Path, k.Version, k.Mode()))
 	return multistep.ActionContinue
 }

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/term"
 )
 
-// SerialLine is the guest device of the agent's channel: UML's ssl1, bound to the host's socketpair.
+// SerialLine is the guest device of the agent's channel: UML's ssl1, bound to the host's pipes.
 const SerialLine = "/dev/ttyS1"
 
 // RunAgent is the guest agent, started by PID 1: it opens the serial line in raw mode, announces

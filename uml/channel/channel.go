@@ -1,5 +1,5 @@
 // Package channel turns the byte stream between host and guest (a UML serial line on the guest side, a
-// socketpair end on the host side) into a yamux session, after a versioned readiness banner. It knows
+// pair of pipes on the host side) into a yamux session, after a versioned readiness banner. It knows
 // nothing of the requests that travel over the session (see package agent).
 package channel
 

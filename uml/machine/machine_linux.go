@@ -20,9 +20,9 @@ type Machine struct {
 	// lifeline is the write end of the watchdog's standard input: never written, closed when the
 	// machine is done or this process dies.
 	lifeline *os.File
-	done    chan struct{} // closed when the process has been waited for
-	mu      sync.Mutex    // guards waitErr
-	waitErr error
+	done     chan struct{} // closed when the process has been waited for
+	mu       sync.Mutex    // guards waitErr
+	waitErr  error
 }
 
 // Start boots spec under a watchdog: watchdog is this program's own binary, which RunWatchdog runs

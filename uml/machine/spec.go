@@ -1,5 +1,5 @@
 // Package machine runs one User-Mode Linux guest: Spec turns a description into the kernel's command
-// line (a pure function), and Start runs it with the agent's channel on a socketpair, its console
+// line (a pure function), and Start runs it with the agent's channel on two host pipes, its console
 // captured, and a watchdog that kills it if this process dies. It has no Packer types.
 package machine
 
@@ -61,7 +61,7 @@ func (s Spec) Args() ([]string, error) {
 		"init="+s.Init,
 		// Console 0 to our stdout (captured to the console log), no input; no other consoles.
 		"con0=null,fd:1", "con=null",
-		// The agent's channel: serial line 1 on the socketpair; no other serial lines (the default
+		// The agent's channel: serial line 1 on the two pipes; no other serial lines (the default
 		// channel would allocate host ptys).
 		"ssl=null", fmt.Sprintf("ssl1=fd:%d,fd:%d", ChannelFD, ChannelFD+1),
 		// Legacy ptys take seconds to set up at boot and nothing here uses them.
