@@ -66,6 +66,8 @@ type Options struct {
 	ImageMiB int    // size of the sparse image attached as ubd0 (default 64)
 	WorkDir  string // host directory mounted read-write as $WORKDIR (default none)
 	MemMiB   int
+	// OnConsole, when set, sees every console line as it arrives.
+	OnConsole func(line string)
 }
 
 // Boot starts a guest and waits for its agent; the guest is killed when the test ends.
@@ -104,7 +106,7 @@ func Boot(t testing.TB, o Options) *Guest {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logf.Close() })
-	g.Console = &machine.Console{File: logf, Keep: 40}
+	g.Console = &machine.Console{File: logf, Keep: 40, OnLine: o.OnConsole}
 	spec := machine.Spec{
 		Kernel: k.Path, UMID: fmt.Sprintf("umltest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9),
 		UMLDir: dir, TmpDir: dir, MemMiB: o.MemMiB, Disks: []string{g.Image},

@@ -31,8 +31,11 @@ func (r *Root) Extract(dest string, tr io.Reader, opts ExtractOptions) (skipped 
 	if err := r.MkdirAll(dest, 0o755, nil); err != nil {
 		return 0, err
 	}
+	// Directories get their mode and mtime after all entries: a read-only directory would refuse
+	// its own children, and creating entries changes the mtime.
 	type dirTimes struct {
 		name  string
+		mode  uint32
 		mtime time.Time
 	}
 	var dirs []dirTimes
@@ -59,12 +62,15 @@ func (r *Root) Extract(dest string, tr io.Reader, opts ExtractOptions) (skipped 
 			continue
 		}
 		if hdr.Typeflag == tar.TypeDir {
-			dirs = append(dirs, dirTimes{name, hdr.ModTime})
+			dirs = append(dirs, dirTimes{name, uint32(hdr.Mode) & 0o7777, hdr.ModTime})
 		}
 	}
-	// Directory mtimes last: creating their entries changed them. Deepest first.
+	// Deepest first.
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i].name) > len(dirs[j].name) })
 	for _, d := range dirs {
+		if err := r.chmodDir(d.name, d.mode); err != nil {
+			return skipped, err
+		}
 		if err := r.setTimes(d.name, d.mtime); err != nil {
 			return skipped, err
 		}
@@ -98,7 +104,24 @@ func (r *Root) extractEntry(name, dest string, hdr *tar.Header, body io.Reader, 
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && err != unix.EEXIST {
+		err := unix.Mkdirat(pfd, base, 0o700)
+		if err == unix.EEXIST {
+			// Keep an existing directory, but replace anything else: a symlink kept here would make
+			// the chmod below (which follows symlinks) change a file outside the root.
+			var st unix.Stat_t
+			if serr := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); serr != nil {
+				return false, &os.PathError{Op: "lstat", Path: name, Err: serr}
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				if uerr := unix.Unlinkat(pfd, base, 0); uerr != nil {
+					return false, &os.PathError{Op: "replace", Path: name, Err: uerr}
+				}
+				err = unix.Mkdirat(pfd, base, 0o700)
+			} else {
+				err = nil
+			}
+		}
+		if err != nil {
 			return false, &os.PathError{Op: "mkdir", Path: name, Err: err}
 		}
 	case tar.TypeReg, tar.TypeRegA:
@@ -144,7 +167,7 @@ func (r *Root) extractEntry(name, dest string, hdr *tar.Header, body io.Reader, 
 			return false, &os.PathError{Op: "mknod", Path: name, Err: err}
 		}
 	case tar.TypeXGlobalHeader:
-		return false, nil
+		return true, nil // metadata for the archive, nothing to make
 	default:
 		return false, fmt.Errorf("%q: unsupported archive entry type %q", hdr.Name, hdr.Typeflag)
 	}
@@ -168,7 +191,7 @@ func (r *Root) applyMeta(name string, hdr *tar.Header, opts ExtractOptions) erro
 			return &os.PathError{Op: "chown", Path: name, Err: err}
 		}
 	}
-	if hdr.Typeflag != tar.TypeSymlink {
+	if hdr.Typeflag != tar.TypeSymlink && hdr.Typeflag != tar.TypeDir {
 		// fchmodat cannot take AT_SYMLINK_NOFOLLOW here, but the entry was just made and is no symlink.
 		target := base
 		if target == "" {
@@ -179,9 +202,23 @@ func (r *Root) applyMeta(name string, hdr *tar.Header, opts ExtractOptions) erro
 		}
 	}
 	if hdr.Typeflag == tar.TypeDir {
-		return nil // set after the directory's entries, by Extract
+		return nil // mode and mtime are set after the directory's entries, by Extract
 	}
 	return r.setTimes(name, hdr.ModTime)
+}
+
+// chmodDir sets a directory's mode through a descriptor of the directory itself, opened without
+// following a symlink, so that nothing outside the root can be changed.
+func (r *Root) chmodDir(name string, mode uint32) error {
+	fd, err := r.openat(name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: name, Err: err}
+	}
+	return nil
 }
 
 func (r *Root) setTimes(name string, mtime time.Time) error {
