@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/packer-uml/packer-plugin-uml/uml/channel"
+	"github.com/packer-uml/packer-plugin-uml/uml/fsroot"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -34,7 +35,8 @@ func RunAgent() error {
 	if err != nil {
 		return err
 	}
-	srv := &Server{Log: logger, StagingDir: GuestStagingDir}
+	// Uploaded files belong to root: the host user's uid means nothing in the image.
+	srv := &Server{Log: logger, StagingDir: GuestStagingDir, Owner: &fsroot.Owner{UID: 0, GID: 0}}
 	err = srv.Serve(sess)
 	if errors.Is(err, ErrShutdown) {
 		// No goodbye on the session: the host has its answer and waits for UML to exit, and

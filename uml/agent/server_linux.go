@@ -32,6 +32,9 @@ type Server struct {
 	Log *log.Logger
 	// StagingDir is where staged transfer files are (GuestStagingDir in a guest).
 	StagingDir string
+	// Owner owns uploaded files, and enables the owners a tar stream carries; in the guest it is
+	// root. Nil leaves ownership to the server process (tests run it unprivileged).
+	Owner *fsroot.Owner
 }
 
 // Serve answers the streams that l accepts until a shutdown request (ErrShutdown) or until the
@@ -113,7 +116,7 @@ func (s *Server) transfer(req *Request, fr *frameReader, fw *frameWriter) error 
 	}
 	switch req.Op {
 	case OpUpload:
-		f, err := root.Create(req.Path, os.FileMode(req.Mode&0o777)|modeBits(req.Mode), &fsroot.Owner{})
+		f, err := root.Create(req.Path, os.FileMode(req.Mode&0o777)|modeBits(req.Mode), s.Owner)
 		if err != nil {
 			return err
 		}
@@ -130,7 +133,7 @@ func (s *Server) transfer(req *Request, fr *frameReader, fw *frameWriter) error 
 		}
 		return finish()
 	case OpUntar:
-		_, err := root.Extract(req.Path, in, fsroot.ExtractOptions{KeepOwners: true})
+		_, err := root.Extract(req.Path, in, fsroot.ExtractOptions{KeepOwners: s.Owner != nil})
 		if err != nil {
 			// Drain what the host still sends, so that it reads our result instead of a write error.
 			io.Copy(io.Discard, in)
