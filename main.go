@@ -1,6 +1,6 @@
-// Command packer-plugin-uml is the Packer plugin, and also, in the guest, its PID 1 and agent: one
-// binary serves both sides, so the guest always runs the agent that matches the host (as kata's agent
-// switches on being PID 1).
+// Command packer-plugin-uml is the Packer plugin, and also, in the guest, its PID 1 and agent, and on
+// the host UML's watchdog: one binary serves every side, so the guest always runs the agent that
+// matches the host (as kata's agent switches on being PID 1).
 package main
 
 import (
@@ -21,13 +21,6 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == machine.WatchdogArg {
 		machine.RunWatchdog(os.Args[2:]) // never returns
-	}
-	if len(os.Args) > 1 && os.Args[1] == agent.AgentArg {
-		if err := agent.RunAgent(); err != nil {
-			fmt.Fprintln(os.Stderr, "uml-agent:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
 	}
 	pps := plugin.NewSet()
 	pps.RegisterBuilder(plugin.DEFAULT_NAME, new(uml.Builder))

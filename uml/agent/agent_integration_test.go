@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,34 @@ func hexSum(s [32]byte) string {
 		b.WriteByte(digits[c&15])
 	}
 	return b.String()
+}
+
+// TestOrphansReapedStatusesKept: PID 1 reaps orphans the kernel hands it, and never takes the exit
+// status of a command the agent itself waits for.
+func TestOrphansReapedStatusesKept(t *testing.T) {
+	g := umltest.Boot(t, umltest.Options{})
+	for i := 0; i < 20; i++ {
+		// Each command leaves an orphan (the subshell's sleep) that ends a moment later.
+		code, err := g.Client.Exec(context.Background(), agent.ExecRequest{
+			Argv: []string{"/bin/sh", "-c", "(sleep 0.05 &); exit $0", strconv.Itoa(i)},
+		}, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != i {
+			t.Fatalf("exit status %d, want %d (a reaper took it?)", code, i)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out := g.Sh(t, "ps -eo stat= | grep -c '^Z' || true")
+		if strings.TrimSpace(out) == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zombies left: %s\n%s", out, g.Sh(t, "ps -eo pid,ppid,stat,comm"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	g.Shutdown(t)
 }

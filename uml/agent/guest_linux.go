@@ -15,9 +15,10 @@ import (
 // SerialLine is the guest device of the agent's channel: UML's ssl1, bound to the host's pipes.
 const SerialLine = "/dev/ttyS1"
 
-// RunAgent is the guest agent, started by PID 1: it opens the serial line in raw mode, announces
-// itself and serves requests until the host asks for a shutdown or goes away.
-func RunAgent() error {
+// runAgent is the guest agent, run by PID 1 (RunInit): it opens the serial line in raw mode,
+// announces itself and serves requests until the host asks for a shutdown or goes away. The reaper
+// learns of every child it starts.
+func runAgent(r *reaper) error {
 	logger := log.New(os.Stderr, "uml-agent: ", log.Lmicroseconds)
 	// A blocking descriptor: os.NewFile keeps it out of Go's edge-triggered netpoller, and reads
 	// block in a thread of their own. With the poller the UML serial line stopped delivering input
@@ -36,7 +37,7 @@ func RunAgent() error {
 		return err
 	}
 	// Uploaded files belong to root: the host user's uid means nothing in the image.
-	srv := &Server{Log: logger, StagingDir: GuestStagingDir, Owner: &fsroot.Owner{UID: 0, GID: 0}}
+	srv := &Server{Log: logger, StagingDir: GuestStagingDir, Owner: &fsroot.Owner{UID: 0, GID: 0}, reaper: r}
 	err = srv.Serve(sess)
 	if errors.Is(err, ErrShutdown) {
 		// No goodbye on the session: the host has its answer and waits for UML to exit, and

@@ -35,6 +35,8 @@ type Server struct {
 	// Owner owns uploaded files, and enables the owners a tar stream carries; in the guest it is
 	// root. Nil leaves ownership to the server process (tests run it unprivileged).
 	Owner *fsroot.Owner
+	// reaper, when the server runs in PID 1, registers the children it starts; nil otherwise.
+	reaper *reaper
 }
 
 // Serve answers the streams that l accepts until a shutdown request (ErrShutdown) or until the
@@ -244,7 +246,11 @@ func (s *Server) exec(req *Request, fr *frameReader, fw *frameWriter) {
 		return
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, errW
-	err = cmd.Start()
+	if s.reaper != nil {
+		err = s.reaper.start(cmd)
+	} else {
+		err = cmd.Start()
+	}
 	stdinR.Close()
 	outW.Close()
 	errW.Close()
@@ -265,6 +271,9 @@ func (s *Server) exec(req *Request, fr *frameReader, fw *frameWriter) {
 	go s.readInput(fr, stdinW, pgid, exited)
 
 	waitErr := cmd.Wait()
+	if s.reaper != nil {
+		s.reaper.release(pgid)
+	}
 	close(exited)
 	if !waitTimeout(&copies, outputGrace) {
 		s.Log.Printf("exec %s: output still open %s after exit (a background process holds it); not waiting for it",
