@@ -20,9 +20,9 @@ const SerialLine = "/dev/ttyS1"
 // learns of every child it starts.
 func runAgent(r *reaper) error {
 	logger := log.New(os.Stderr, "uml-agent: ", log.Lmicroseconds)
-	// A blocking descriptor: os.NewFile keeps it out of Go's edge-triggered netpoller, and reads
-	// block in a thread of their own. With the poller the UML serial line stopped delivering input
-	// after the first few kilobytes (the tty's wakeups were lost).
+	// A blocking descriptor: os.NewFile keeps it out of Go's netpoller, and reads block in a thread
+	// of their own, the simplest path for a tty. (Input stalls on this line come from UML's throttle,
+	// which the channel's credit layer avoids; see package channel.)
 	fd, err := unix.Open(SerialLine, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", SerialLine, err)

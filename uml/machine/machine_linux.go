@@ -33,8 +33,8 @@ func Start(spec Spec, watchdog string, console io.Writer) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Two pipes, one per direction: UML's line driver stalled when one socket carried both (its read
-	// and write interrupts on one descriptor), after the first few kilobytes from the host.
+	// Two pipes, one per direction (ssl1=fd:3,fd:4). A socketpair works as well; the input stalls once
+	// blamed on it came from UML's tty throttle, which the channel's credit layer avoids.
 	toGuestR, toGuestW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("pipe for the agent channel: %w", err)
