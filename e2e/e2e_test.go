@@ -217,6 +217,18 @@ func TestMinimalExample(t *testing.T) {
 	if procs := umlProcessesFor(image); len(procs) > 0 {
 		t.Errorf("UML still running after the build: %v", procs)
 	}
+	// The guest's console is kept beside the image.
+	if b, err := os.ReadFile(p.path("out/console.log")); err != nil || !strings.Contains(string(b), "Linux version") {
+		t.Errorf("console log missing or empty (%v)", err)
+	}
+	// A second build refuses the existing output directory without -force, and leaves it alone.
+	out2, err := p.packer(context.Background(), "build", "minimal.pkr.hcl")
+	if err == nil || !strings.Contains(out2, "output_directory") || !strings.Contains(out2, "already exists") || !strings.Contains(out2, "-force") {
+		t.Errorf("second build without -force: err %v\n%s", err, out2)
+	}
+	if _, err := os.Stat(image); err != nil {
+		t.Errorf("the refused build removed the earlier image: %v", err)
+	}
 }
 
 // TestFailingShellFailsBuild: a failing command fails the build with its exit status, and no image

@@ -109,6 +109,11 @@ func (c *Config) validate() []error {
 	if strings.ContainsAny(c.ImageName, " \t\n\",:") || strings.ContainsAny(c.OutputDir, " \t\n\",:") {
 		errs = append(errs, fmt.Errorf("output_directory %q and image_name %q may not hold white space, quotes, ',' or ':', which UML's disk syntax cannot carry", c.OutputDir, c.ImageName))
 	}
+	if !c.PackerForce {
+		if _, err := os.Stat(c.OutputDir); err == nil {
+			errs = append(errs, fmt.Errorf("output_directory %q already exists: remove it, choose another, or run packer build -force to replace it", c.OutputDir))
+		}
+	}
 	if c.Kernel != "" && strings.Contains(c.Kernel, "/") {
 		if _, err := os.Stat(c.Kernel); err != nil {
 			errs = append(errs, fmt.Errorf("kernel %q: %w: install Debian's user-mode-linux package, or point kernel at a UML kernel binary", c.Kernel, errors.Unwrap(err)))

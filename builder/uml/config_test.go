@@ -141,7 +141,8 @@ func TestPrepareValid(t *testing.T) {
 		"empty uml args":        {"uml_args": []string{}},
 		"image name with dot":   {"image_name": ".hidden.img"},
 		"output dir nested":     {"output_directory": "a/b/../c"},
-		"output dir absolute":   {"output_directory": dir},
+		"output dir absolute":   {"output_directory": filepath.Join(dir, "out")},
+		"existing dir, -force":  {"output_directory": dir, "packer_force": true},
 		"unused packer key":     {"packer_debug": true},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -299,5 +300,14 @@ func TestBuilderPrepare(t *testing.T) {
 		if _, ok := spec[key]; !ok {
 			t.Errorf("HCL2 spec lacks %q", key)
 		}
+	}
+}
+
+// TestPrepareRefusesExistingOutputDir: without -force an existing output directory is an error at
+// validate time that names the field and the fix.
+func TestPrepareRefusesExistingOutputDir(t *testing.T) {
+	_, err := prepare(t, map[string]interface{}{"output_directory": t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "output_directory") || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("err %v, want one naming output_directory and -force", err)
 	}
 }
