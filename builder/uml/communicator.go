@@ -69,7 +69,7 @@ func (c *Communicator) Start(ctx context.Context, cmd *packersdk.RemoteCmd) erro
 func (c *Communicator) Upload(dst string, r io.Reader, fi *os.FileInfo) error {
 	perm, mtime := uint32(0o644), int64(0)
 	if fi != nil {
-		perm = unixPerm((*fi).Mode())
+		perm = fsroot.UnixMode((*fi).Mode())
 		mtime = (*fi).ModTime().Unix()
 	}
 	return c.wrap(c.Client.Upload(c.Root, dst, perm, mtime, r))
@@ -151,21 +151,6 @@ func (c *Communicator) wrap(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (if the guest died, its console log is %s)", err, c.ConsoleLog)
-}
-
-// unixPerm converts Go's mode bits, including setuid, setgid and sticky, to Unix permission bits.
-func unixPerm(m os.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&os.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&os.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&os.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
 }
 
 // consoleLogPathOf returns the console log path of this build, from the config.

@@ -118,7 +118,7 @@ func (s *Server) transfer(req *Request, fr *frameReader, fw *frameWriter) error 
 	}
 	switch req.Op {
 	case OpUpload:
-		f, err := root.Create(req.Path, os.FileMode(req.Mode&0o777)|modeBits(req.Mode), s.Owner)
+		f, err := root.Create(req.Path, fsroot.FileMode(req.Mode), s.Owner)
 		if err != nil {
 			return err
 		}
@@ -193,21 +193,6 @@ func (s *Server) dataPath(req *Request, fr *frameReader, fw *frameWriter) (io.Re
 		return nil, f, f.Close, nil
 	}
 	return nil, nil, nil, fmt.Errorf("operation %q has no data", req.Op)
-}
-
-// modeBits carries setuid, setgid and sticky from a Unix mode into Go's representation.
-func modeBits(m uint32) os.FileMode {
-	var fm os.FileMode
-	if m&unix.S_ISUID != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 func rootDir(root string) string {

@@ -88,7 +88,7 @@ func (r *Root) Create(p string, perm os.FileMode, owner *Owner) (*os.File, error
 		f.Close()
 		return nil, &os.PathError{Op: "chown", Path: p, Err: err}
 	}
-	if err := unix.Fchmod(fd, unixMode(perm)); err != nil {
+	if err := unix.Fchmod(fd, UnixMode(perm)); err != nil {
 		f.Close()
 		return nil, &os.PathError{Op: "chmod", Path: p, Err: err}
 	}
@@ -163,8 +163,8 @@ func (o *Owner) fchown(fd int) error {
 	return unix.Fchown(fd, o.UID, o.GID)
 }
 
-// unixMode converts Go's mode bits, including setuid, setgid and sticky, to the kernel's.
-func unixMode(m os.FileMode) uint32 {
+// UnixMode converts Go's permission bits, with setuid, setgid and sticky, to the kernel's.
+func UnixMode(m os.FileMode) uint32 {
 	u := uint32(m.Perm())
 	if m&os.ModeSetuid != 0 {
 		u |= unix.S_ISUID
@@ -176,6 +176,21 @@ func unixMode(m os.FileMode) uint32 {
 		u |= unix.S_ISVTX
 	}
 	return u
+}
+
+// FileMode converts the kernel's permission bits, with setuid, setgid and sticky, to Go's.
+func FileMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&unix.S_ISUID != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
 }
 
 // ErrEscapes is returned for an archive entry whose name leaves its destination.

@@ -650,8 +650,8 @@ func TestUnixMode(t *testing.T) {
 		0o777 | os.ModeSticky:  0o1777,
 		os.ModeSymlink | 0o777: 0o777,
 	} {
-		if got := unixMode(m); got != want {
-			t.Errorf("unixMode(%v) = %#o, want %#o", m, got, want)
+		if got := UnixMode(m); got != want {
+			t.Errorf("UnixMode(%v) = %#o, want %#o", m, got, want)
 		}
 	}
 }
