@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,7 +123,7 @@ func (s *Server) transfer(req *Request, fr *frameReader, fw *frameWriter) error 
 		if err != nil {
 			return err
 		}
-		_, err = io.CopyBuffer(f, in, make([]byte, chunkSize))
+		_, err = copyBlocks(f, in)
 		if err == nil && req.Mtime != 0 {
 			tv := unix.NsecToTimeval(time.Unix(req.Mtime, 0).UnixNano())
 			err = unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
@@ -135,7 +136,7 @@ func (s *Server) transfer(req *Request, fr *frameReader, fw *frameWriter) error 
 		}
 		return finish()
 	case OpUntar:
-		_, err := root.Extract(req.Path, in, fsroot.ExtractOptions{KeepOwners: s.Owner != nil})
+		_, err := root.Extract(req.Path, bufio.NewReaderSize(in, blockSize), fsroot.ExtractOptions{KeepOwners: s.Owner != nil})
 		if err != nil {
 			// Drain what the host still sends, so that it reads our result instead of a write error.
 			io.Copy(io.Discard, in)
@@ -148,13 +149,17 @@ func (s *Server) transfer(req *Request, fr *frameReader, fw *frameWriter) error 
 			return err
 		}
 		defer f.Close()
-		if _, err := io.CopyBuffer(out, f, make([]byte, chunkSize)); err != nil {
+		if _, err := copyBlocks(out, f); err != nil {
 			return fmt.Errorf("read %s: %w", req.Path, err)
 		}
 		return finish()
 	case OpTar:
 		opts := fsroot.ArchiveOptions{Contents: req.Contents, Exclude: req.Exclude}
-		if err := root.Archive(req.Path, out, opts); err != nil {
+		bw := bufio.NewWriterSize(out, blockSize)
+		if err := root.Archive(req.Path, bw, opts); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
 			return err
 		}
 		return finish()
@@ -193,6 +198,17 @@ func (s *Server) dataPath(req *Request, fr *frameReader, fw *frameWriter) (io.Re
 		return nil, f, f.Close, nil
 	}
 	return nil, nil, nil, fmt.Errorf("operation %q has no data", req.Op)
+}
+
+// blockSize is how much one read or write moves in the guest. Every guest system call costs about
+// 0.1 ms in UML (ptrace mode), so small blocks dominate: reading a staged file through hostfs ran
+// at 37 MB/s in 4 KiB reads and 1.1 GB/s in 1 MiB reads (dd, 256 MiB).
+const blockSize = 4 << 20
+
+// copyBlocks copies in blockSize pieces. io.Copy would hand two *os.File to ReadFrom, whose
+// fallback for files on different filesystems (hostfs to ext4) copies 32 KiB at a time.
+func copyBlocks(w io.Writer, r io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, make([]byte, blockSize))
 }
 
 func rootDir(root string) string {
