@@ -345,6 +345,43 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestGuestKilledFailsClearly: UML killed by SIGKILL in the middle of a provisioner fails the build
+// within seconds, saying the guest died and where its console log is; no artifact, no image.
+func TestGuestKilledFailsClearly(t *testing.T) {
+	p := newProject(t)
+	cmd, out, image := startSlowBuild(t, p)
+	for _, proc := range umlProcessesFor(image) {
+		pid, _ := strconv.Atoi(strings.SplitN(proc, ":", 2)[0])
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if strings.HasPrefix(string(b), "/usr/bin/linux") || strings.Contains(strings.SplitN(string(b), "\x00", 2)[0], "linux") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	killed := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("build with a dead guest exited 0")
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("packer did not end after UML was killed:\n%s", out.String())
+	}
+	if d := time.Since(killed); d > 30*time.Second {
+		t.Errorf("the build took %s to fail after UML died", d)
+	}
+	for _, want := range []string{"the guest died", "console.log", "last lines of the guest console"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%q not in the output:\n%s", want, out.String())
+		}
+	}
+	waitNoUML(t, image)
+	if _, err := os.Stat(image); !os.IsNotExist(err) {
+		t.Errorf("image left behind (err %v)", err)
+	}
+}
+
 // TestPluginKilledLeavesNoUML: the plugin process dies by SIGKILL (no cleanup runs); the watchdog
 // still ends UML and its helper processes.
 func TestPluginKilledLeavesNoUML(t *testing.T) {

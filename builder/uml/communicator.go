@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -29,6 +30,10 @@ type Communicator struct {
 	Root string
 	// ConsoleLog is named in errors about a guest that went away.
 	ConsoleLog string
+	// Exited reports whether UML has ended, and how; nil when it is unknown.
+	Exited func() (bool, error)
+	// ConsoleTail returns the console's last lines, formatted for a message; nil for none.
+	ConsoleTail func() string
 }
 
 var _ packersdk.Communicator = new(Communicator)
@@ -54,7 +59,12 @@ func (c *Communicator) Start(ctx context.Context, cmd *packersdk.RemoteCmd) erro
 				log.Printf("uml communicator: %v", err)
 				cmd.SetExited(exitNotStarted)
 			default:
-				log.Printf("uml communicator: %v: the guest went away; see %s", err, c.ConsoleLog)
+				// Say so where the user looks: Packer alone would suggest expect_disconnect.
+				msg := c.gone(err).Error()
+				log.Printf("uml communicator: %s", msg)
+				if cmd.Stderr != nil {
+					fmt.Fprintln(cmd.Stderr, msg)
+				}
 				cmd.SetExited(packersdk.CmdDisconnect)
 			}
 			return
@@ -150,7 +160,27 @@ func (c *Communicator) wrap(err error) error {
 	if errors.As(err, &remote) {
 		return err
 	}
-	return fmt.Errorf("%w (if the guest died, its console log is %s)", err, c.ConsoleLog)
+	return c.gone(err)
+}
+
+// gone describes a lost session: whether UML died (and how), and where its console log is.
+func (c *Communicator) gone(err error) error {
+	if c.Exited != nil {
+		// UML's exit closes the line a moment before its process is reaped.
+		for i := 0; i < 20; i++ {
+			if exited, how := c.Exited(); exited {
+				// A failed build removes the output directory, console log included: quote it here.
+				tail := ""
+				if c.ConsoleTail != nil {
+					tail = c.ConsoleTail()
+				}
+				return fmt.Errorf("the guest died (UML exited: %v) during this command (%w); its console log is %s (packer build -on-error=abort keeps it)%s",
+					how, err, c.ConsoleLog, tail)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return fmt.Errorf("lost the guest agent (%w); the guest's console log is %s", err, c.ConsoleLog)
 }
 
 // consoleLogPathOf returns the console log path of this build, from the config.

@@ -9,6 +9,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/machine"
 )
 
 // imageDevice is the image in the guest: ubd0.
@@ -18,7 +19,7 @@ const imageDevice = "/dev/ubda"
 // mounts /proc, /sys, /dev and /dev/pts inside it, as Packer's chroot builders do. Then it hands
 // provisioners a communicator rooted there.
 //
-// Uses: ui, stateAgent. Produces: stateCommunicator, stateTargetMounted.
+// Uses: ui, stateAgent, stateMachine. Produces: stateCommunicator, stateTargetMounted.
 type stepMountTarget struct {
 	FSType string
 	Chroot bool
@@ -35,7 +36,10 @@ func (s *stepMountTarget) Run(ctx context.Context, state multistep.StateBag) mul
 		return halt(state, err)
 	}
 	state.Put(stateTargetMounted, true)
-	comm := &Communicator{Client: client, ConsoleLog: consoleLogPathOf(state)}
+	m := state.Get(stateMachine).(*machine.Machine)
+	comm := &Communicator{Client: client, ConsoleLog: consoleLogPathOf(state),
+		Exited:      func() (bool, error) { return m.Exited(), m.Err() },
+		ConsoleTail: func() string { return consoleTail(state) }}
 	if s.Chroot {
 		comm.Root = agent.TargetDir
 	}
