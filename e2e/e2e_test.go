@@ -320,22 +320,28 @@ func waitNoUML(t *testing.T, image string) {
 	t.Errorf("UML processes still running 5 s later: %v", procs)
 }
 
+// waitFailed waits up to 2 minutes for packer to end, and fails the test if it ends with 0 or not at all.
+func waitFailed(t *testing.T, cmd *exec.Cmd, out *lockedBuffer, what string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("packer exited 0 after %s:\n%s", what, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("packer did not end after %s:\n%s", what, out.String())
+	}
+}
+
 // TestInterruptLeavesNothing: Ctrl-C (SIGINT to packer's process group) in the middle of a
 // provisioner ends the build, kills UML and leaves no image.
 func TestInterruptLeavesNothing(t *testing.T) {
 	p := newProject(t)
 	cmd, out, image := startSlowBuild(t, p)
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("interrupted build exited 0")
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("packer did not end after SIGINT:\n%s", out.String())
-	}
+	waitFailed(t, cmd, out, "SIGINT")
 	waitNoUML(t, image)
 	if _, err := os.Stat(image); !os.IsNotExist(err) {
 		t.Errorf("image left behind after the interrupt (err %v)", err)
@@ -358,16 +364,7 @@ func TestGuestKilledFailsClearly(t *testing.T) {
 		}
 	}
 	killed := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("build with a dead guest exited 0")
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("packer did not end after UML was killed:\n%s", out.String())
-	}
+	waitFailed(t, cmd, out, "UML was killed")
 	if d := time.Since(killed); d > 30*time.Second {
 		t.Errorf("the build took %s to fail after UML died", d)
 	}
@@ -401,16 +398,7 @@ func TestPluginKilledLeavesNoUML(t *testing.T) {
 	pid, _ := strconv.Atoi(plugin)
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitNoUML(t, image)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("build with a killed plugin exited 0:\n%s", out.String())
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("packer did not end after its plugin died:\n%s", out.String())
-	}
+	waitFailed(t, cmd, out, "its plugin died")
 }
 
 type lockedBuffer struct {

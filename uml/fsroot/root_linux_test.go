@@ -95,6 +95,21 @@ func lstat(t *testing.T, p string) unix.Stat_t {
 	return st
 }
 
+// readInRoot reads a whole file through Root.OpenFile.
+func readInRoot(t *testing.T, r *Root, p string) string {
+	t.Helper()
+	f, err := r.OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -485,13 +500,7 @@ func TestSymlinksResolveInsideRoot(t *testing.T) {
 				t.Error("MkdirAll(esc/made) did not make root/made")
 			}
 			// Reading through the link reads the root's file, not the sibling's.
-			rf, err := s.root.OpenFile("esc/../outside/victim")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(rf)
-			rf.Close()
-			if string(b) != "clamped" {
+			if b := readInRoot(t, s.root, "esc/../outside/victim"); b != "clamped" {
 				t.Errorf("OpenFile through the link read %q", b)
 			}
 			s.checkOutside(t)
@@ -540,13 +549,7 @@ func TestSymlinkToAbsoluteHostPathStaysInside(t *testing.T) {
 	if got := readFile(t, filepath.Join(s.dir, s.outside, "victim")); got != "inner" {
 		t.Errorf("inner copy holds %q", got)
 	}
-	rf, err := s.root.OpenFile("victimlink")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(rf)
-	rf.Close()
-	if string(b) != "inner" {
+	if b := readInRoot(t, s.root, "victimlink"); b != "inner" {
 		t.Errorf("OpenFile(victimlink) read %q, want the inner copy", b)
 	}
 	// The sibling's content is nowhere inside the root... and the sibling itself is untouched.
