@@ -2,16 +2,15 @@ package uml
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
-	"github.com/hashicorp/yamux"
 
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
-	"github.com/packer-uml/packer-plugin-uml/uml/channel"
 	"github.com/packer-uml/packer-plugin-uml/uml/machine"
 )
 
@@ -28,37 +27,21 @@ func (s *stepConnect) Run(ctx context.Context, state multistep.StateBag) multist
 	m := state.Get(stateMachine).(*machine.Machine)
 	ui.Say("Waiting for the guest agent...")
 
-	type dialed struct {
-		sess *yamux.Session
-		err  error
+	client, err := agent.Connect(ctx, m.Channel(), m.Done(), s.Timeout, stagingDir(state), log.Writer())
+	if err == nil {
+		state.Put(stateAgent, client)
+		started := state.Get(stateBootStart).(time.Time)
+		ui.Say(fmt.Sprintf("Guest agent ready %s after boot", time.Since(started).Round(time.Millisecond)))
+		return multistep.ActionContinue
 	}
-	result := make(chan dialed, 1)
-	go func() {
-		sess, err := channel.Dial(m.Channel(), agent.ProtocolVersion, log.Writer())
-		result <- dialed{sess, err}
-	}()
-	timer := time.NewTimer(s.Timeout)
-	defer timer.Stop()
-	var fail error
-	select {
-	case r := <-result:
-		if r.err == nil {
-			client := agent.NewClient(r.sess, stagingDir(state))
-			state.Put(stateAgent, client)
-			started := state.Get(stateBootStart).(time.Time)
-			ui.Say(fmt.Sprintf("Guest agent ready %s after boot", time.Since(started).Round(time.Millisecond)))
-			return multistep.ActionContinue
-		}
-		fail = fmt.Errorf("guest agent did not start: %w", r.err)
-	case <-m.Done():
-		fail = fmt.Errorf("UML exited before the guest agent was ready (%v)", m.Err())
-	case <-timer.C:
-		fail = fmt.Errorf("guest agent not ready after boot_timeout (%s): the kernel or uml_args may be wrong", s.Timeout)
-	case <-ctx.Done():
-		fail = fmt.Errorf("cancelled while waiting for the guest agent")
+	switch {
+	case errors.Is(err, agent.ErrGuestExited):
+		err = fmt.Errorf("UML exited before the guest agent was ready (%v)", m.Err())
+	case errors.Is(err, agent.ErrNotReady):
+		err = fmt.Errorf("guest agent not ready after boot_timeout (%s): the kernel or uml_args may be wrong", s.Timeout)
 	}
-	m.Kill(10 * time.Second) // unblocks the dial, too
-	return halt(state, fmt.Errorf("%w%s", fail, consoleTail(state)))
+	m.Kill(10 * time.Second)
+	return halt(state, fmt.Errorf("%w%s", err, consoleTail(state)))
 }
 
 func (s *stepConnect) Cleanup(state multistep.StateBag) {

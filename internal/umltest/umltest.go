@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
-	"github.com/packer-uml/packer-plugin-uml/uml/channel"
 	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
 	"github.com/packer-uml/packer-plugin-uml/uml/machine"
 )
@@ -123,29 +122,12 @@ func Boot(t testing.TB, o Options) *Guest {
 			m.Kill(10 * time.Second)
 		}
 	})
-	type dialed struct {
-		c   *agent.Client
-		err error
-	}
-	res := make(chan dialed, 1)
-	go func() {
-		sess, err := channel.Dial(m.Channel(), agent.ProtocolVersion, os.Stderr)
-		if err != nil {
-			res <- dialed{nil, err}
-			return
-		}
-		res <- dialed{agent.NewClient(sess, staging), nil}
-	}()
-	select {
-	case r := <-res:
-		if r.err != nil {
-			t.Fatalf("agent: %v\nconsole:\n%s", r.err, g.ConsoleTail())
-		}
-		g.Client = r.c
-	case <-time.After(2 * time.Minute):
+	c, err := agent.Connect(context.Background(), m.Channel(), m.Done(), 2*time.Minute, staging, os.Stderr)
+	if err != nil {
 		m.Kill(10 * time.Second)
-		t.Fatalf("agent not ready after 2m\nconsole:\n%s", g.ConsoleTail())
+		t.Fatalf("agent: %v\nconsole:\n%s", err, g.ConsoleTail())
 	}
+	g.Client = c
 	g.Ready = time.Since(start)
 	return g
 }
