@@ -4,12 +4,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/packer-uml/packer-plugin-uml/internal/procstat"
 )
 
 // reapInterval bounds how often the reaper scans /proc: a scan costs a few hundred system calls,
@@ -80,43 +80,15 @@ func (r *reaper) pass() {
 	r.phase.Lock()
 	defer r.phase.Unlock()
 	self := os.Getpid()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		state, ppid, ok := procState(pid)
-		if !ok || state != "Z" || ppid != self {
+	for _, p := range procstat.All() {
+		if p.State != "Z" || p.PPid != self {
 			continue
 		}
 		r.mu.Lock()
-		mine := r.own[pid]
+		mine := r.own[p.Pid]
 		r.mu.Unlock()
 		if !mine {
-			unix.Wait4(pid, nil, unix.WNOHANG, nil)
+			unix.Wait4(p.Pid, nil, unix.WNOHANG, nil)
 		}
 	}
-}
-
-// procState reads a process's state letter and parent from /proc/PID/stat.
-func procState(pid int) (string, int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return f[0], ppid, err == nil
 }

@@ -5,11 +5,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/packer-uml/packer-plugin-uml/internal/procstat"
 )
 
 // WatchdogArg is the argument with which Start runs this binary as UML's watchdog.
@@ -78,23 +78,9 @@ func killUML(umlGroup int) {
 // killOthersInGroup kills every process of group pgid but the watchdog.
 func killOthersInGroup(pgid int) {
 	self := os.Getpid()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command name, which is in parentheses and may hold spaces.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 2 {
-			if g, err := strconv.Atoi(fields[2]); err == nil && g == pgid {
-				unix.Kill(pid, unix.SIGKILL)
-			}
+	for _, p := range procstat.All() {
+		if p.Pgrp == pgid && p.Pid != self {
+			unix.Kill(p.Pid, unix.SIGKILL)
 		}
 	}
 }
