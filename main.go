@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
 	"github.com/packer-uml/packer-plugin-uml/builder/uml"
+	"github.com/packer-uml/packer-plugin-uml/internal/rootstrapcmd"
+	"github.com/packer-uml/packer-plugin-uml/provisioner/module"
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
 	"github.com/packer-uml/packer-plugin-uml/uml/machine"
 	"github.com/packer-uml/packer-plugin-uml/version"
@@ -22,8 +24,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == machine.WatchdogArg {
 		machine.RunWatchdog(os.Args[2:]) // never returns
 	}
+	if len(os.Args) > 1 && os.Args[1] == rootstrapcmd.Arg {
+		os.Exit(rootstrapcmd.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	pps := plugin.NewSet()
 	pps.RegisterBuilder(plugin.DEFAULT_NAME, new(uml.Builder))
+	// Registered as "module": templates name it uml-module (plugin "uml", component "module").
+	pps.RegisterProvisioner("module", new(module.Provisioner))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())

@@ -28,6 +28,8 @@ type project struct {
 	t       *testing.T
 	dir     string
 	plugins string
+	// home, when set, is $HOME for packer and the plugin (for ~/.rootstrap).
+	home string
 }
 
 func newProject(t *testing.T) *project {
@@ -48,7 +50,11 @@ func newProject(t *testing.T) *project {
 }
 
 func (p *project) env() []string {
-	return append(os.Environ(),
+	env := os.Environ()
+	if p.home != "" {
+		env = append(env, "HOME="+p.home)
+	}
+	return append(env,
 		"PACKER_PLUGIN_PATH="+p.plugins,
 		"CHECKPOINT_DISABLE=1",
 		"PACKER_LOG=1",
@@ -240,6 +246,7 @@ source "uml" "fail" {
   image_size       = 64
   output_directory = "out"
   chroot           = false
+  modules          = ["mkfs", "mount"]
 }
 build {
   sources = ["source.uml.fail"]
@@ -269,6 +276,7 @@ source "uml" "slow" {
   image_size       = 64
   output_directory = "out"
   chroot           = false
+  modules          = ["mkfs", "mount"]
 }
 build {
   sources = ["source.uml.slow"]
@@ -442,6 +450,7 @@ source "uml" "fs" {
   fstype           = %q
   output_directory = "out"
   chroot           = false
+  modules          = ["mkfs", "mount"]
 }
 build {
   sources = ["source.uml.fs"]

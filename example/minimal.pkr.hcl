@@ -20,6 +20,9 @@ source "uml" "minimal" {
   image_size       = var.image_size
   fstype           = "ext4"
   output_directory = "out"
+  # No network and no Debian: make the filesystem and mount it (the umount module runs after the
+  # provisioners, as post_modules does by default).
+  modules = ["mkfs", "mount"]
 }
 
 build {

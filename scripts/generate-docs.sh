@@ -30,7 +30,7 @@ cd "$repo"
 # The configuration files: Go files of the plugin's components that hold mapstructure tags, less
 # generated (*.hcl2spec.go, whose Flat structs are not documentation) and test files.
 dirs=()
-for d in builder provisioner post-processor datasource; do
+for d in builder provisioner post-processor datasource modules; do
   [ -d "$d" ] && dirs+=("$d")
 done
 [ ${#dirs[@]} -gt 0 ] || die "no component directories (builder/, provisioner/, ...) in $repo"

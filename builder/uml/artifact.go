@@ -60,3 +60,19 @@ func (a *Artifact) Destroy() error {
 }
 
 func consoleLogPath(outputDir string) string { return filepath.Join(outputDir, "console.log") }
+
+// imageFile is the image this build writes: in output_directory, or where the rootstrap command says.
+func (c *Config) imageFile() string {
+	if c.imagePath != "" {
+		return c.imagePath
+	}
+	return filepath.Join(c.OutputDir, c.ImageName)
+}
+
+// consoleLog is the guest console's file: in output_directory, or beside the rootstrap command's image.
+func (c *Config) consoleLog() string {
+	if c.imagePath != "" {
+		return c.imagePath + ".console.log"
+	}
+	return consoleLogPath(c.OutputDir)
+}

@@ -47,16 +47,26 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	state.Put(stateHook, hook)
 	(&packerbuilderdata.GeneratedData{State: state}).Put("FSType", c.FSType)
 
+	var outputDir multistep.Step = &commonsteps.StepOutputDir{Force: c.PackerForce, Path: c.OutputDir}
+	if c.imagePath != "" {
+		outputDir = stepNothing{} // the rootstrap command writes one file, in a directory that exists
+	}
 	steps := []multistep.Step{
 		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType},
-		&commonsteps.StepOutputDir{Force: c.PackerForce, Path: c.OutputDir},
-		&stepCreateImage{Dir: c.OutputDir, Name: c.ImageName, SizeMiB: c.ImageSize},
-		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, ConsoleLog: consoleLogPath(c.OutputDir), Debug: c.PackerDebug},
+		outputDir,
+		&stepCreateImage{Path: c.imageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
+		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
+			ProxyAddr: c.proxyAddr(), ConsoleLog: c.consoleLog(), Debug: c.PackerDebug},
 		&stepConnect{Timeout: c.BootTimeout},
-		&stepMountTarget{FSType: c.FSType, Chroot: c.chroot()},
+		&stepServeProxy{Enabled: c.networkEnabled()},
+		new(stepPrepareModules),
+		&stepRunModules{Field: "modules", Names: c.Modules},
+		&stepPrepareChroot{Chroot: c.chroot()},
 		new(commonsteps.StepProvision),
-		new(stepUnmountTarget),
+		new(stepReleaseChroot),
+		&stepRunModules{Field: "post_modules", Names: c.PostModules},
 		&stepShutdown{Timeout: c.ShutdownTimeout},
+		&stepResizeImage{FreeSpaceMiB: c.FreeSpace},
 	}
 	b.runner = commonsteps.NewRunnerWithPauseFn(steps, c.PackerConfig, ui, state)
 	b.runner.Run(ctx, state)
@@ -71,11 +81,15 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		return nil, errors.New("build was halted")
 	}
 	k := kernelOf(state)
+	size := c.ImageSize
+	if resized, ok := state.GetOk(stateImageSizeMiB); ok {
+		size = resized.(int)
+	}
 	a := &Artifact{
 		ImagePath:     state.Get(stateImagePath).(string),
-		ConsoleLog:    consoleLogPath(c.OutputDir),
+		ConsoleLog:    c.consoleLog(),
 		FSType:        c.FSType,
-		SizeMiB:       c.ImageSize,
+		SizeMiB:       size,
 		KernelPath:    k.Path,
 		KernelVersion: k.Version,
 	}
@@ -94,3 +108,11 @@ func halt(state multistep.StateBag, err error) multistep.StepAction {
 func haltf(state multistep.StateBag, format string, args ...any) multistep.StepAction {
 	return halt(state, fmt.Errorf(format, args...))
 }
+
+// stepNothing stands in for a step that this kind of build leaves out.
+type stepNothing struct{}
+
+func (stepNothing) Run(context.Context, multistep.StateBag) multistep.StepAction {
+	return multistep.ActionContinue
+}
+func (stepNothing) Cleanup(multistep.StateBag) {}

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/packer-uml/packer-plugin-uml/modules"
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
 	"github.com/packer-uml/packer-plugin-uml/uml/fsroot"
 )
@@ -34,6 +35,9 @@ type Communicator struct {
 	Exited func() (bool, error)
 	// ConsoleTail returns the console's last lines, formatted for a message; nil for none.
 	ConsoleTail func() string
+	// Modules runs the modules the `module` provisioner asks for (see modules.Invocation); nil
+	// refuses them.
+	Modules *moduleRunner
 }
 
 var _ packersdk.Communicator = new(Communicator)
@@ -44,6 +48,9 @@ const exitNotStarted = 127
 
 // Start runs cmd.Command with /bin/sh -c and returns at once; SetExited is called exactly once.
 func (c *Communicator) Start(ctx context.Context, cmd *packersdk.RemoteCmd) error {
+	if inv, ok, err := modules.ParseInvocation(cmd.Command); ok {
+		return c.startModule(ctx, cmd, inv, err)
+	}
 	req := agent.ExecRequest{Argv: []string{"/bin/sh", "-c", cmd.Command}, Root: c.Root}
 	log.Printf("uml communicator: running %q (root %q)", cmd.Command, c.Root)
 	go func() {
@@ -185,5 +192,36 @@ func (c *Communicator) gone(err error) error {
 
 // consoleLogPathOf returns the console log path of this build, from the config.
 func consoleLogPathOf(state multistep.StateBag) string {
-	return consoleLogPath(state.Get(stateConfig).(*Config).OutputDir)
+	return state.Get(stateConfig).(*Config).consoleLog()
+}
+
+// startModule runs a module for the `module` provisioner, in the build environment whatever Root
+// is, with the build's module environment and the provisioner's own variables.
+func (c *Communicator) startModule(ctx context.Context, cmd *packersdk.RemoteCmd, inv modules.Invocation, decodeErr error) error {
+	if decodeErr != nil {
+		return decodeErr
+	}
+	if c.Modules == nil {
+		return errors.New("this communicator cannot run modules")
+	}
+	log.Printf("uml communicator: running module %s (%q)", inv.Name, inv.Path)
+	go func() {
+		err := c.Modules.Run(ctx, inv.Name, inv.Path, inv.Env, orDiscard(cmd.Stdout), orDiscard(cmd.Stderr))
+		if err != nil {
+			if cmd.Stderr != nil {
+				fmt.Fprintln(cmd.Stderr, err)
+			}
+			cmd.SetExited(1)
+			return
+		}
+		cmd.SetExited(0)
+	}()
+	return nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }

@@ -5,6 +5,8 @@ package uml
 import (
 	"time"
 
+	"github.com/packer-uml/packer-plugin-uml/modules"
+
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
@@ -34,7 +36,8 @@ type Config struct {
 	ImageName string `mapstructure:"image_name"`
 	// Memory of the guest in MiB (UML's `mem=`). Defaults to `256`.
 	Memory int `mapstructure:"memory"`
-	// More image files attached to the guest, in order, as `ubd1`, `ubd2`, ... (`/dev/ubdb`, ...).
+	// More image files attached to the guest, in order, as `ubd2`, `ubd3`, ... (`/dev/ubdc`, ...):
+	// the image is `ubd1` (`/dev/ubdb`, `$IMAGE_DEVICE`), as in rootstrap.
 	// They must exist; the build never changes their size.
 	ExtraDisks []string `mapstructure:"extra_disks"`
 	// More kernel parameters, added last so that they override the builder's (rootstrap's
@@ -53,5 +56,52 @@ type Config struct {
 	// killed and the build fails, because the image may be incomplete.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
+	// The modules to run, in order, before the provisioners. Defaults to `["network", "mkfs",
+	// "mount", "debian", "uml"]`, rootstrap's order; `[]` runs none. A name is a built-in module or an
+	// executable found in the module search path (see `module_paths`).
+	Modules []string `mapstructure:"modules"`
+	// The modules to run after the provisioners. Defaults to `["umount"]`.
+	PostModules []string `mapstructure:"post_modules"`
+	// More directories to look for modules in, after rootstrap's (`/usr/lib/rootstrap/modules`,
+	// `/etc/rootstrap/modules`, `~/.rootstrap/modules`, `./modules`); a later directory overrides an
+	// earlier one and every one overrides the built-in modules. Relative paths start at Packer's
+	// working directory.
+	ModulePaths []string `mapstructure:"module_paths"`
+	// Environment variables every module sees (rootstrap's `[global]` section), for example
+	// `{ PATH = "/usr/sbin:/usr/bin:/sbin:/bin", http_proxy = "http://proxy:3128" }`. `PATH` defaults
+	// to `/usr/sbin:/usr/bin:/sbin:/bin`.
+	Global map[string]string `mapstructure:"global"`
+	// The `network` module's options.
+	Network modules.NetworkOptions `mapstructure:"network"`
+	// The `debian` module's options.
+	Debian modules.DebianOptions `mapstructure:"debian"`
+	// The `uml` module's options.
+	UML modules.UMLOptions `mapstructure:"uml"`
+	// Variables of any one module, custom ones included: one block per module, with `name` and `env`.
+	ModuleEnv []modules.ModuleEnv `mapstructure:"module_env"`
+	// A rootstrap configuration file read as defaults: its `[global]` options give `fstype`,
+	// `initialsize` (`image_size`), `freespace` (`free_space`), `modules` (a trailing `umount` becomes
+	// `post_modules`), `umlargs` (`uml_args`), `debug` and the global environment; each other section
+	// is a module's options. Settings in the template override the file.
+	RootstrapConfig string `mapstructure:"rootstrap_config"`
+	// After the modules, resize the filesystem so that about this many MiB are free, and the image file
+	// with it (rootstrap's `freespace`). `0`, the default, keeps `image_size`. ext2, ext3 and ext4
+	// only: xfs cannot shrink and btrfs resizing is not supported here.
+	FreeSpace int `mapstructure:"free_space"`
+	// When a module fails, open an interactive shell in the guest on Packer's terminal, with the
+	// module's environment (`sh -x $MODULE` runs it again, traced). Leaving the shell with status 1
+	// runs the module again, with 2 goes on with the next module, with any other status fails the
+	// build. rootstrap's `debug`. Needs a terminal.
+	Debug bool `mapstructure:"debug"`
+
 	ctx interpolate.Context
+	// rootstrap is the rootstrap configuration: the rootstrap_config file, or what the rootstrap
+	// command read from rootstrap's places.
+	rootstrap *modules.Config
+	// env and moduleDirs are derived by Prepare: every module's environment and where modules are found.
+	env        modules.Environment
+	moduleDirs []string
+	// imagePath, when set (by the rootstrap command), is the image file to write instead of one in
+	// output_directory, which is then not created or cleaned.
+	imagePath string
 }

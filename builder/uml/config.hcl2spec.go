@@ -4,31 +4,43 @@ package uml
 
 import (
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/packer-uml/packer-plugin-uml/modules"
 	"github.com/zclconf/go-cty/cty"
 )
 
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName     *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType   *string           `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion   *string           `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug         *bool             `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce         *bool             `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError       *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Kernel              *string           `mapstructure:"kernel" cty:"kernel" hcl:"kernel"`
-	ImageSize           *int              `mapstructure:"image_size" cty:"image_size" hcl:"image_size"`
-	FSType              *string           `mapstructure:"fstype" cty:"fstype" hcl:"fstype"`
-	OutputDir           *string           `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
-	ImageName           *string           `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
-	Memory              *int              `mapstructure:"memory" cty:"memory" hcl:"memory"`
-	ExtraDisks          []string          `mapstructure:"extra_disks" cty:"extra_disks" hcl:"extra_disks"`
-	UMLArgs             []string          `mapstructure:"uml_args" cty:"uml_args" hcl:"uml_args"`
-	Chroot              *bool             `mapstructure:"chroot" cty:"chroot" hcl:"chroot"`
-	BootTimeout         *string           `mapstructure:"boot_timeout" cty:"boot_timeout" hcl:"boot_timeout"`
-	ShutdownTimeout     *string           `mapstructure:"shutdown_timeout" cty:"shutdown_timeout" hcl:"shutdown_timeout"`
+	PackerBuildName     *string                     `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType   *string                     `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion   *string                     `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug         *bool                       `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce         *bool                       `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError       *string                     `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars      map[string]string           `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars []string                    `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Kernel              *string                     `mapstructure:"kernel" cty:"kernel" hcl:"kernel"`
+	ImageSize           *int                        `mapstructure:"image_size" cty:"image_size" hcl:"image_size"`
+	FSType              *string                     `mapstructure:"fstype" cty:"fstype" hcl:"fstype"`
+	OutputDir           *string                     `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
+	ImageName           *string                     `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
+	Memory              *int                        `mapstructure:"memory" cty:"memory" hcl:"memory"`
+	ExtraDisks          []string                    `mapstructure:"extra_disks" cty:"extra_disks" hcl:"extra_disks"`
+	UMLArgs             []string                    `mapstructure:"uml_args" cty:"uml_args" hcl:"uml_args"`
+	Chroot              *bool                       `mapstructure:"chroot" cty:"chroot" hcl:"chroot"`
+	BootTimeout         *string                     `mapstructure:"boot_timeout" cty:"boot_timeout" hcl:"boot_timeout"`
+	ShutdownTimeout     *string                     `mapstructure:"shutdown_timeout" cty:"shutdown_timeout" hcl:"shutdown_timeout"`
+	Modules             []string                    `mapstructure:"modules" cty:"modules" hcl:"modules"`
+	PostModules         []string                    `mapstructure:"post_modules" cty:"post_modules" hcl:"post_modules"`
+	ModulePaths         []string                    `mapstructure:"module_paths" cty:"module_paths" hcl:"module_paths"`
+	Global              map[string]string           `mapstructure:"global" cty:"global" hcl:"global"`
+	Network             *modules.FlatNetworkOptions `mapstructure:"network" cty:"network" hcl:"network"`
+	Debian              *modules.FlatDebianOptions  `mapstructure:"debian" cty:"debian" hcl:"debian"`
+	UML                 *modules.FlatUMLOptions     `mapstructure:"uml" cty:"uml" hcl:"uml"`
+	ModuleEnv           []modules.FlatModuleEnv     `mapstructure:"module_env" cty:"module_env" hcl:"module_env"`
+	RootstrapConfig     *string                     `mapstructure:"rootstrap_config" cty:"rootstrap_config" hcl:"rootstrap_config"`
+	FreeSpace           *int                        `mapstructure:"free_space" cty:"free_space" hcl:"free_space"`
+	Debug               *bool                       `mapstructure:"debug" cty:"debug" hcl:"debug"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -62,6 +74,17 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"chroot":                     &hcldec.AttrSpec{Name: "chroot", Type: cty.Bool, Required: false},
 		"boot_timeout":               &hcldec.AttrSpec{Name: "boot_timeout", Type: cty.String, Required: false},
 		"shutdown_timeout":           &hcldec.AttrSpec{Name: "shutdown_timeout", Type: cty.String, Required: false},
+		"modules":                    &hcldec.AttrSpec{Name: "modules", Type: cty.List(cty.String), Required: false},
+		"post_modules":               &hcldec.AttrSpec{Name: "post_modules", Type: cty.List(cty.String), Required: false},
+		"module_paths":               &hcldec.AttrSpec{Name: "module_paths", Type: cty.List(cty.String), Required: false},
+		"global":                     &hcldec.AttrSpec{Name: "global", Type: cty.Map(cty.String), Required: false},
+		"network":                    &hcldec.BlockSpec{TypeName: "network", Nested: hcldec.ObjectSpec((*modules.FlatNetworkOptions)(nil).HCL2Spec())},
+		"debian":                     &hcldec.BlockSpec{TypeName: "debian", Nested: hcldec.ObjectSpec((*modules.FlatDebianOptions)(nil).HCL2Spec())},
+		"uml":                        &hcldec.BlockSpec{TypeName: "uml", Nested: hcldec.ObjectSpec((*modules.FlatUMLOptions)(nil).HCL2Spec())},
+		"module_env":                 &hcldec.BlockListSpec{TypeName: "module_env", Nested: hcldec.ObjectSpec((*modules.FlatModuleEnv)(nil).HCL2Spec())},
+		"rootstrap_config":           &hcldec.AttrSpec{Name: "rootstrap_config", Type: cty.String, Required: false},
+		"free_space":                 &hcldec.AttrSpec{Name: "free_space", Type: cty.Number, Required: false},
+		"debug":                      &hcldec.AttrSpec{Name: "debug", Type: cty.Bool, Required: false},
 	}
 	return s
 }

@@ -47,9 +47,12 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.setDefaults()
 	var errs *packersdk.MultiError
-	for _, err := range c.validate() {
+	problems := c.applyRootstrapConfig()
+	c.setDefaults()
+	problems = append(problems, c.validate()...)
+	problems = append(problems, c.prepareModules()...)
+	for _, err := range problems {
 		errs = packersdk.MultiErrorAppend(errs, err)
 	}
 	if errs != nil && len(errs.Errors) > 0 {
@@ -109,7 +112,7 @@ func (c *Config) validate() []error {
 	if strings.ContainsAny(c.ImageName, " \t\n\",:") || strings.ContainsAny(c.OutputDir, " \t\n\",:") {
 		errs = append(errs, fmt.Errorf("output_directory %q and image_name %q may not hold white space, quotes, ',' or ':', which UML's disk syntax cannot carry", c.OutputDir, c.ImageName))
 	}
-	if !c.PackerForce {
+	if !c.PackerForce && c.imagePath == "" {
 		if _, err := os.Stat(c.OutputDir); err == nil {
 			errs = append(errs, fmt.Errorf("output_directory %q already exists: remove it, choose another, or run packer build -force to replace it", c.OutputDir))
 		}

@@ -1,6 +1,7 @@
 package uml
 
 import (
+	"github.com/packer-uml/packer-plugin-uml/modules"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +17,7 @@ import (
 
 // minimal is the smallest valid configuration: everything else has a default.
 func minimal() map[string]interface{} {
-	return map[string]interface{}{common.BuildNameConfigKey: "foo"}
+	return map[string]interface{}{common.BuildNameConfigKey: "foo", "debian": map[string]interface{}{"dist": "bookworm"}}
 }
 
 func prepare(t *testing.T, changes map[string]interface{}) (*Config, error) {
@@ -93,6 +94,9 @@ func TestPrepareKeepsSetValues(t *testing.T) {
 	}
 	got := *c
 	got.PackerConfig, got.ctx, got.Chroot = common.PackerConfig{}, want.ctx, config.TriUnset
+	// The module settings have tests of their own (config_modules_test.go).
+	got.Modules, got.PostModules, got.ModulePaths, got.Global, got.Debian, got.ModuleEnv = nil, nil, nil, nil, modules.DebianOptions{}, nil
+	got.env, got.moduleDirs = modules.Environment{}, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config\n%+v\nwant\n%+v", got, want)
 	}

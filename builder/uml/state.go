@@ -14,6 +14,8 @@ const (
 	stateWorkDir = "work_dir"
 	// stateImagePath (string) is produced by stepCreateImage.
 	stateImagePath = "image_path"
+	// stateImageSizeMiB (int): the image's size when stepResizeImage changed it.
+	stateImageSizeMiB = "image_size_mib"
 	// stateMachine (*machine.Machine) and stateConsole (*machine.Console) are produced by stepBoot.
 	stateMachine = "machine"
 	stateConsole = "console"
@@ -21,9 +23,12 @@ const (
 	stateBootStart = "boot_start"
 	// stateAgent (*agent.Client) is produced by stepConnect.
 	stateAgent = "agent"
-	// stateCommunicator (packersdk.Communicator) is produced by stepMountTarget; the SDK's
+	// stateProxyURL (string): the agent proxy's URL in the guest, by stepServeProxy when the guest
+	// has the network.
+	stateProxyURL = "proxy_url"
+	// stateModuleRunner (*moduleRunner) is produced by stepPrepareModules.
+	stateModuleRunner = "module_runner"
+	// stateCommunicator (packersdk.Communicator) is produced by stepPrepareChroot; the SDK's
 	// StepProvision reads it under this name.
 	stateCommunicator = "communicator"
-	// stateTargetMounted (bool) is set by stepMountTarget and cleared by stepUnmountTarget.
-	stateTargetMounted = "target_mounted"
 )

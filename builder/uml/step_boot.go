@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -28,6 +29,10 @@ type stepBoot struct {
 	MemoryMiB  int
 	ExtraDisks []string
 	UMLArgs    []string
+	// NetworkArgs attach the guest's network interface (the network module's transport).
+	NetworkArgs []string
+	// ProxyAddr, when set, is where the guest agent listens for the guest's HTTP proxy connections.
+	ProxyAddr  string
 	ConsoleLog string
 	Debug      bool
 
@@ -49,7 +54,7 @@ func (s *stepBoot) Run(_ context.Context, state multistep.StateBag) multistep.St
 	if err := os.Mkdir(stagingDir(state), 0o700); err != nil {
 		return haltf(state, "boot: create the staging directory: %w", err)
 	}
-	guestCfg, err := agent.GuestConfig{WorkDir: cwd, StagingDir: stagingDir(state), ModulesDir: k.ModulesDir, Debug: s.Debug}.Encode()
+	guestCfg, err := agent.GuestConfig{WorkDir: cwd, StagingDir: stagingDir(state), ModulesDir: k.ModulesDir, Debug: s.Debug, ProxyAddr: s.ProxyAddr}.Encode()
 	if err != nil {
 		return haltf(state, "boot: %w", err)
 	}
@@ -60,10 +65,16 @@ func (s *stepBoot) Run(_ context.Context, state multistep.StateBag) multistep.St
 		TmpDir:     workDir,
 		MemMiB:     s.MemoryMiB,
 		Disks:      append([]string{state.Get(stateImagePath).(string)}, s.ExtraDisks...),
+		FirstDisk:  1,
 		Init:       self,
 		InitParams: []string{guestCfg},
 		Seccomp:    k.Seccomp,
-		Extra:      s.UMLArgs,
+		Extra:      append(append([]string{}, s.NetworkArgs...), s.UMLArgs...),
+	}
+	if !strings.ContainsAny(cwd, " \t\n\"") {
+		// The start directory, as rootstrap's command line gave it to its builder (modules get
+		// $WORKDIR and $rsworkdir from the runner whatever the path).
+		spec.InitParams = append(spec.InitParams, "rsworkdir="+cwd)
 	}
 	s.consoleFile, err = os.Create(s.ConsoleLog)
 	if err != nil {

@@ -2,7 +2,9 @@ package uml
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -11,19 +13,21 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 )
 
-// stepCreateImage creates the sparse image file. The filesystem on it is made in the guest (see
-// stepMountTarget), as rootstrap's mkfs module does.
+// stepCreateImage creates the sparse image file. The filesystem on it is made in the guest by the
+// mkfs module, as in rootstrap.
 //
 // Uses: ui. Produces: stateImagePath.
 type stepCreateImage struct {
-	Dir     string
-	Name    string
+	Path    string
 	SizeMiB int
+	// RemoveOnFailure removes the image when the build fails or is cancelled: set when no
+	// output directory is cleaned up instead (the rootstrap command).
+	RemoveOnFailure bool
 }
 
 func (s *stepCreateImage) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
 	ui := state.Get(stateUI).(packersdk.Ui)
-	path, err := filepath.Abs(filepath.Join(s.Dir, s.Name))
+	path, err := filepath.Abs(s.Path)
 	if err != nil {
 		return haltf(state, "create image: %w", err)
 	}
@@ -31,6 +35,9 @@ func (s *stepCreateImage) Run(_ context.Context, state multistep.StateBag) multi
 	// O_EXCL: never write into a file that was there before this build. The mode is 0666 less the
 	// user's umask, like any file a tool makes.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if errors.Is(err, fs.ErrExist) {
+		return haltf(state, "create image: %s already exists: remove it or name another image file", path)
+	}
 	if err != nil {
 		return haltf(state, "create image: %w", err)
 	}
@@ -48,5 +55,15 @@ func (s *stepCreateImage) Run(_ context.Context, state multistep.StateBag) multi
 }
 
 // Cleanup leaves the image to StepOutputDir, which removes the whole output directory when the
-// build fails or is cancelled (unless -on-error=abort keeps it; -debug only pauses before cleanup).
-func (s *stepCreateImage) Cleanup(multistep.StateBag) {}
+// build fails or is cancelled (unless -on-error=abort keeps it; -debug only pauses before cleanup);
+// without an output directory it removes the image itself, so that no half image is left.
+func (s *stepCreateImage) Cleanup(state multistep.StateBag) {
+	if !s.RemoveOnFailure {
+		return
+	}
+	_, cancelled := state.GetOk(multistep.StateCancelled)
+	_, halted := state.GetOk(multistep.StateHalted)
+	if path, ok := state.GetOk(stateImagePath); ok && (cancelled || halted) {
+		os.Remove(path.(string))
+	}
+}

@@ -6,9 +6,11 @@ package umltest
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
 	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
 	"github.com/packer-uml/packer-plugin-uml/uml/machine"
+	"github.com/packer-uml/packer-plugin-uml/uml/netproxy"
 )
 
 var (
@@ -39,6 +42,9 @@ func Binary(t testing.TB) string {
 		os.Chmod(dir, 0o755)
 		binPath = filepath.Join(dir, "packer-plugin-uml")
 		cmd := exec.Command("go", "build", "-o", binPath, "github.com/packer-uml/packer-plugin-uml")
+		// From the module's root: a test may have changed its working directory.
+		_, self, _, _ := runtime.Caller(0)
+		cmd.Dir = filepath.Join(filepath.Dir(self), "..", "..")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -62,11 +68,16 @@ type Guest struct {
 
 // Options for Boot.
 type Options struct {
-	ImageMiB int    // size of the sparse image attached as ubd0 (default 64)
-	WorkDir  string // host directory mounted read-write as $WORKDIR (default none)
-	MemMiB   int
+	ImageMiB int // size of the sparse image attached as ubd<FirstDisk> (default 64)
+	// FirstDisk is the image's ubd index: 0 (/dev/ubda), or 1 (/dev/ubdb) as the builder attaches it.
+	FirstDisk int
+	WorkDir   string // host directory mounted read-write as $WORKDIR (default none)
+	MemMiB    int
 	// OnConsole, when set, sees every console line as it arrives.
 	OnConsole func(line string)
+	// ProxyAddr, when set, is the guest's proxy port (agent.GuestConfig.ProxyAddr); Boot then
+	// serves it on the host with a netproxy.
+	ProxyAddr string
 }
 
 // Boot starts a guest and waits for its agent; the guest is killed when the test ends.
@@ -99,7 +110,7 @@ func Boot(t testing.TB, o Options) *Guest {
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := agent.GuestConfig{WorkDir: o.WorkDir, StagingDir: staging, ModulesDir: k.ModulesDir}.Encode()
+	cfg, _ := agent.GuestConfig{WorkDir: o.WorkDir, StagingDir: staging, ModulesDir: k.ModulesDir, ProxyAddr: o.ProxyAddr}.Encode()
 	logf, err := os.Create(filepath.Join(dir, "console.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +119,7 @@ func Boot(t testing.TB, o Options) *Guest {
 	g.Console = &machine.Console{File: logf, Keep: 40, OnLine: o.OnConsole}
 	spec := machine.Spec{
 		Kernel: k.Path, UMID: fmt.Sprintf("umltest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9),
-		UMLDir: dir, TmpDir: dir, MemMiB: o.MemMiB, Disks: []string{g.Image},
+		UMLDir: dir, TmpDir: dir, MemMiB: o.MemMiB, Disks: []string{g.Image}, FirstDisk: o.FirstDisk,
 		Init: bin, InitParams: []string{cfg}, Seccomp: k.Seccomp,
 	}
 	start := time.Now()
@@ -129,6 +140,9 @@ func Boot(t testing.TB, o Options) *Guest {
 	}
 	g.Client = c
 	g.Ready = time.Since(start)
+	if o.ProxyAddr != "" {
+		go c.ServeProxy(netproxy.New(netproxy.Options{Log: log.New(os.Stderr, "netproxy: ", log.Lmicroseconds)}))
+	}
 	return g
 }
 

@@ -23,6 +23,7 @@ const (
 	frameExit
 	frameResult
 	frameSignal
+	frameResize
 )
 
 // Frame header: one type byte and a big-endian payload length.
@@ -59,6 +60,8 @@ func (t frameType) String() string {
 		return "result"
 	case frameSignal:
 		return "signal"
+	case frameResize:
+		return "resize"
 	}
 	return fmt.Sprintf("frame(%d)", uint8(t))
 }
@@ -71,6 +74,8 @@ const (
 	OpDownload = "download"
 	OpTar      = "tar"
 	OpShutdown = "shutdown"
+	// OpProxy opens a stream from the guest: it carries one TCP connection to the host's proxy.
+	OpProxy = "proxy"
 )
 
 var (

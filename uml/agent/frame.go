@@ -23,6 +23,8 @@ type Request struct {
 	// Staged names a file in the staging directory that holds the operation's data instead of data
 	// frames (see spec.md §3).
 	Staged string `json:"staged,omitempty"`
+	// TTY, on an exec request, runs the command on a pseudo-terminal of this size (see spec.md §3).
+	TTY *TermSize `json:"tty,omitempty"`
 }
 
 // Exit is the payload of an exit frame.
@@ -92,7 +94,7 @@ func (fr *frameReader) read() (frameType, []byte, error) {
 	if n > maxPayload {
 		return 0, nil, fmt.Errorf("read %s frame of %d bytes: %w", t, n, ErrFrameTooLarge)
 	}
-	if t < frameRequest || t > frameSignal {
+	if t < frameRequest || t > frameResize {
 		return 0, nil, fmt.Errorf("read frame of type %d: %w", uint8(t), ErrUnexpectedFrame)
 	}
 	if cap(fr.buf) < int(n) {

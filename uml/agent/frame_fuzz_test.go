@@ -71,7 +71,7 @@ func FuzzFrameReader(f *testing.F) {
 				}
 				break
 			}
-			if typ < frameRequest || typ > frameSignal {
+			if typ < frameRequest || typ > frameResize {
 				t.Fatalf("returned a frame of type %d", typ)
 			}
 			if len(p) > maxPayload {

@@ -18,7 +18,7 @@ import (
 func TestFrameWireConstants(t *testing.T) {
 	for typ, want := range map[frameType]uint8{
 		frameRequest: 1, frameStdin: 2, frameStdout: 3, frameStderr: 4, frameData: 5,
-		frameEOF: 6, frameExit: 7, frameResult: 8, frameSignal: 9,
+		frameEOF: 6, frameExit: 7, frameResult: 8, frameSignal: 9, frameResize: 10,
 	} {
 		if uint8(typ) != want {
 			t.Errorf("%s frame has type %d on the wire, want %d", typ, uint8(typ), want)
@@ -60,6 +60,7 @@ func TestFrameWireConstants(t *testing.T) {
 	}
 	for v, want := range map[any]string{
 		Exit{Code: 1}: `{"code":1}`, Result{}: `{}`, Result{Error: "e"}: `{"error":"e"}`, Signal{Signal: 15}: `{"signal":15}`,
+		TermSize{Rows: 24, Cols: 80}: `{"rows":24,"cols":80}`,
 	} {
 		if b, _ := json.Marshal(v); string(b) != want {
 			t.Errorf("%T JSON %s, want %s", v, b, want)
@@ -76,7 +77,7 @@ func TestFrameTypeString(t *testing.T) {
 	for typ, want := range map[frameType]string{
 		frameRequest: "request", frameStdin: "stdin", frameStdout: "stdout", frameStderr: "stderr",
 		frameData: "data", frameEOF: "eof", frameExit: "exit", frameResult: "result", frameSignal: "signal",
-		0: "frame(0)", 10: "frame(10)", 255: "frame(255)",
+		frameResize: "resize", 0: "frame(0)", 11: "frame(11)", 255: "frame(255)",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("frameType(%d).String() = %q, want %q", uint8(typ), got, want)
@@ -113,6 +114,8 @@ func TestFrameRoundTrips(t *testing.T) {
 		{frameResult, &Result{}, &Result{}},
 		{frameResult, &Result{Error: "no such file: /x"}, &Result{}},
 		{frameSignal, &Signal{Signal: 9}, &Signal{}},
+		{frameResize, &TermSize{Rows: 50, Cols: 132}, &TermSize{}},
+		{frameRequest, &Request{Op: OpExec, Argv: []string{"/bin/sh"}, TTY: &TermSize{Rows: 24, Cols: 80}}, &Request{}},
 	}
 	var buf bytes.Buffer
 	fw := &frameWriter{w: &buf}
@@ -197,7 +200,7 @@ func TestFrameReaderErrors(t *testing.T) {
 		"far too large":        {header(byte(frameStdout), 0xffffffff), ErrFrameTooLarge},
 		"too large, bad type":  {header(200, maxPayload+1), ErrFrameTooLarge},
 		"type zero":            {header(0, 0), ErrUnexpectedFrame},
-		"type ten":             {append(header(10, 1), 'x'), ErrUnexpectedFrame},
+		"type eleven":          {append(header(11, 1), 'x'), ErrUnexpectedFrame},
 		"type 255":             {header(255, 3), ErrUnexpectedFrame},
 		"truncated payload":    {append(header(byte(frameStdout), 10), "short"...), io.ErrUnexpectedEOF},
 		"no payload at all":    {header(byte(frameData), 1), io.ErrUnexpectedEOF},

@@ -17,8 +17,8 @@ const SerialLine = "/dev/ttyS1"
 
 // runAgent is the guest agent, run by PID 1 (RunInit): it opens the serial line in raw mode,
 // announces itself and serves requests until the host asks for a shutdown or goes away. The reaper
-// learns of every child it starts.
-func runAgent(r *reaper) error {
+// learns of every child it starts. With cfg.ProxyAddr set it also serves the guest's proxy port.
+func runAgent(r *reaper, cfg GuestConfig) error {
 	logger := log.New(os.Stderr, "uml-agent: ", log.Lmicroseconds)
 	// A blocking descriptor: os.NewFile keeps it out of Go's netpoller, and reads block in a thread
 	// of their own, the simplest path for a tty. (Input stalls on this line come from UML's throttle,
@@ -35,6 +35,13 @@ func runAgent(r *reaper) error {
 	sess, err := channel.Serve(line, ProtocolVersion, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.ProxyAddr != "" {
+		// Without its proxy the guest still serves the host: the build fails later, with the
+		// guest's tools reporting a refused connection and this line on the console.
+		if err := startGuestProxy(sess, cfg.ProxyAddr, logger); err != nil {
+			logger.Printf("no proxy in the guest: %v", err)
+		}
 	}
 	// Uploaded files belong to root: the host user's uid means nothing in the image.
 	srv := &Server{Log: logger, StagingDir: GuestStagingDir, Owner: &fsroot.Owner{UID: 0, GID: 0}, reaper: r}

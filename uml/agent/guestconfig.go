@@ -31,7 +31,15 @@ type GuestConfig struct {
 	ModulesDir string `json:"modules,omitempty"`
 	// Debug makes the guest's PID 1 and agent log more.
 	Debug bool `json:"debug,omitempty"`
+	// ProxyAddr, when set, is a loopback TCP address (see CheckProxyAddr) on which the guest agent
+	// accepts connections and carries each to the host over the channel (spec.md §5). The host
+	// must then run Client.ServeProxy: a proxy stream nobody accepts ends the session.
+	ProxyAddr string `json:"proxy,omitempty"`
 }
+
+// DefaultProxyAddr is the usual GuestConfig.ProxyAddr: squid's port, which tools' proxy settings
+// often assume.
+const DefaultProxyAddr = "127.0.0.1:3128"
 
 // Encode returns the config as one kernel parameter. Base64url keeps paths with spaces and other
 // characters that the kernel command line would split or drop in one word, and has no '.', which

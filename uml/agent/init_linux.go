@@ -90,7 +90,7 @@ func RunInit() {
 	r := newReaper()
 	stop := make(chan struct{})
 	go r.run(stop)
-	if err := runAgent(r); err != nil {
+	if err := runAgent(r, cfg); err != nil {
 		logger.Printf("agent: %v", err)
 	} else {
 		logger.Printf("agent finished")

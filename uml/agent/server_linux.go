@@ -78,6 +78,10 @@ func (s *Server) handle(conn net.Conn, shutdown func()) {
 		fw.writeJSON(frameResult, Result{Error: "decode request: " + err.Error()})
 		return
 	}
+	if req.Op == OpExec && req.TTY != nil {
+		s.execTTY(&req, fr, fw)
+		return
+	}
 	if req.Op == OpExec {
 		s.exec(&req, fr, fw)
 		return

@@ -60,6 +60,9 @@ func Start(spec Spec, watchdog string, console io.Writer) (*Machine, error) {
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.ExtraFiles = []*os.File{toGuestR, fromGuestW} // become ChannelFD and ChannelFD+1
 	cmd.Env = append(os.Environ(), "TMPDIR="+spec.TmpDir)
+	// UML opens ./root_fs as ubd0 when no ubd0 is given (the image is ubd1): start it in our own
+	// empty directory, so that it never opens a file of the user's by that name.
+	cmd.Dir = spec.TmpDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// A group of its own for the watchdog, UML and UML's helpers: the terminal's Ctrl-C reaches
 		// Packer, not UML, and Kill ends them all with one kill(-pgid).

@@ -19,8 +19,11 @@ type Spec struct {
 	UMLDir string // where UML keeps its UMID directory, instead of ~/.uml
 	TmpDir string // where UML creates its memory file; must allow exec
 	MemMiB int
-	// Disks become ubd0, ubd1, ...: the image first, then extra disks.
+	// Disks become ubd<FirstDisk>, ubd<FirstDisk+1>, ...: the image first, then extra disks.
 	Disks []string
+	// FirstDisk is the ubd index of the first disk. rootstrap attached the image as ubd1, and
+	// modules written for it may expect /dev/ubdb.
+	FirstDisk int
 	// Init is the program the kernel starts as PID 1 (our own binary).
 	Init string
 	// InitParams are key=value parameters the kernel passes to init as environment.
@@ -53,7 +56,7 @@ func (s Spec) Args() ([]string, error) {
 		if strings.ContainsAny(d, " \t\n\",:") {
 			return nil, fmt.Errorf("machine spec: disk %q: its path may not hold white space, quotes, ',' or ':' (UML's ubd syntax)", d)
 		}
-		args = append(args, fmt.Sprintf("ubd%d=%s", i, d))
+		args = append(args, fmt.Sprintf("ubd%d=%s", s.FirstDisk+i, d))
 	}
 	args = append(args,
 		// The guest's root is the host's own /, read-only, through hostfs.
