@@ -46,10 +46,14 @@ variable "mirror" {
   type    = string
   default = ""
 }
+variable "out" {
+  type = string
+}
 source "uml" "debian" {
   image_size       = 2048
   memory           = 512
-  output_directory = "out"
+  output_directory = var.out
+  cache_dir        = "cache"
   free_space       = 64
   debian {
     dist    = "bookworm"
@@ -74,13 +78,30 @@ build {
 	if m := hostMirror(t); m != "" {
 		args = append(args, "-var", "mirror="+m)
 	}
-	out := p.build("debian.pkr.hcl", args...)
+	cold := time.Now()
+	out := p.build("debian.pkr.hcl", append(args, "-var", "out=cold")...)
+	coldTime := time.Since(cold)
 	for _, want := range []string{"Using rootstrap module debian from:", "debian: I: Base system installed successfully.", "Hello, world!"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("build output lacks %q", want)
 		}
 	}
-	image := p.path("out/debian.img")
+	checkDebianImage(t, p.path("cold/debian.img"))
+
+	// Warm cache: the second build fetches no package from the mirror.
+	warm := time.Now()
+	out = p.build("debian.pkr.hcl", append(args, "-var", "out=warm")...)
+	t.Logf("cold cache build %s, warm cache build %s", coldTime.Round(time.Second), time.Since(warm).Round(time.Second))
+	stats := regexp.MustCompile(`Package cache: (\d+) hits \([0-9.]+ MiB\), (\d+) misses`).FindStringSubmatch(out)
+	if stats == nil || stats[1] == "0" || stats[2] != "0" {
+		t.Errorf("warm build: want hits and 0 misses, got %q\n%s", stats, out)
+	}
+	checkDebianImage(t, p.path("warm/debian.img"))
+}
+
+// checkDebianImage checks the built image on the host, then boots it.
+func checkDebianImage(t *testing.T, image string) {
+	t.Helper()
 	run(t, "/sbin/e2fsck", "-fn", image)
 	if got := debugfs(t, image, "cat /etc/fstab"); !strings.Contains(got, "/dev/ubda / ext4") {
 		t.Errorf("fstab: %q", got)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -52,13 +53,13 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		outputDir = stepNothing{} // the rootstrap command writes one file, in a directory that exists
 	}
 	steps := []multistep.Step{
-		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType},
+		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network()},
 		outputDir,
 		&stepCreateImage{Path: c.imageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
 		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
 			ProxyAddr: c.proxyAddr(), ConsoleLog: c.consoleLog(), Debug: c.PackerDebug},
 		&stepConnect{Timeout: c.BootTimeout},
-		&stepServeProxy{Enabled: c.networkEnabled()},
+		&stepServeProxy{Enabled: c.networkEnabled(), CacheDir: c.cacheDir()},
 		new(stepPrepareModules),
 		&stepRunModules{Field: "modules", Names: c.Modules},
 		&stepPrepareChroot{Chroot: c.chroot()},

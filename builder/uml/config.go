@@ -84,6 +84,13 @@ type Config struct {
 	// `post_modules`), `umlargs` (`uml_args`), `debug` and the global environment; each other section
 	// is a module's options. Settings in the template override the file.
 	RootstrapConfig string `mapstructure:"rootstrap_config"`
+	// Keep immutable downloads the guest makes through the network module's proxy (Debian
+	// packages: `.deb` files and by-hash indexes, fetched over plain HTTP) in `cache_dir`, and
+	// serve them from there next time. Safe for concurrent builds. Defaults to `true`.
+	Cache config.Trilean `mapstructure:"cache"`
+	// Where the package cache lives. Defaults to `packer-plugin-uml/packages` in the user's cache
+	// directory (`$XDG_CACHE_HOME`, or `~/.cache`).
+	CacheDir string `mapstructure:"cache_dir"`
 	// After the modules, resize the filesystem so that about this many MiB are free, and the image file
 	// with it (rootstrap's `freespace`). `0`, the default, keeps `image_size`. ext2, ext3 and ext4
 	// only: xfs cannot shrink and btrfs resizing is not supported here.

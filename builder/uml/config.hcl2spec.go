@@ -39,6 +39,8 @@ type FlatConfig struct {
 	UML                 *modules.FlatUMLOptions     `mapstructure:"uml" cty:"uml" hcl:"uml"`
 	ModuleEnv           []modules.FlatModuleEnv     `mapstructure:"module_env" cty:"module_env" hcl:"module_env"`
 	RootstrapConfig     *string                     `mapstructure:"rootstrap_config" cty:"rootstrap_config" hcl:"rootstrap_config"`
+	Cache               *bool                       `mapstructure:"cache" cty:"cache" hcl:"cache"`
+	CacheDir            *string                     `mapstructure:"cache_dir" cty:"cache_dir" hcl:"cache_dir"`
 	FreeSpace           *int                        `mapstructure:"free_space" cty:"free_space" hcl:"free_space"`
 	Debug               *bool                       `mapstructure:"debug" cty:"debug" hcl:"debug"`
 }
@@ -83,6 +85,8 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"uml":                        &hcldec.BlockSpec{TypeName: "uml", Nested: hcldec.ObjectSpec((*modules.FlatUMLOptions)(nil).HCL2Spec())},
 		"module_env":                 &hcldec.BlockListSpec{TypeName: "module_env", Nested: hcldec.ObjectSpec((*modules.FlatModuleEnv)(nil).HCL2Spec())},
 		"rootstrap_config":           &hcldec.AttrSpec{Name: "rootstrap_config", Type: cty.String, Required: false},
+		"cache":                      &hcldec.AttrSpec{Name: "cache", Type: cty.Bool, Required: false},
+		"cache_dir":                  &hcldec.AttrSpec{Name: "cache_dir", Type: cty.String, Required: false},
 		"free_space":                 &hcldec.AttrSpec{Name: "free_space", Type: cty.Number, Required: false},
 		"debug":                      &hcldec.AttrSpec{Name: "debug", Type: cty.Bool, Required: false},
 	}

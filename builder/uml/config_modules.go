@@ -191,3 +191,19 @@ func (c *Config) proxyAddr() string {
 	}
 	return agent.DefaultProxyAddr
 }
+
+// cacheDir is the package cache's directory, "" when the cache is off.
+func (c *Config) cacheDir() string {
+	if c.Cache.False() || !c.networkEnabled() {
+		return ""
+	}
+	return c.CacheDir
+}
+
+// network is the network module's options when the guest gets the network, else nil.
+func (c *Config) network() *modules.NetworkOptions {
+	if !c.networkEnabled() {
+		return nil
+	}
+	return &c.Network
+}

@@ -11,6 +11,8 @@ import (
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
+
+	"github.com/packer-uml/packer-plugin-uml/uml/pkgcache"
 )
 
 // Defaults, named so that docs and code say the same.
@@ -82,6 +84,10 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = defaultShutdownTimeout
+	}
+	if c.CacheDir == "" && !c.Cache.False() {
+		// No error if there is no cache directory: the build then runs without a cache.
+		c.CacheDir, _ = pkgcache.DefaultDir()
 	}
 }
 

@@ -96,7 +96,7 @@ func TestPrepareKeepsSetValues(t *testing.T) {
 	got.PackerConfig, got.ctx, got.Chroot = common.PackerConfig{}, want.ctx, config.TriUnset
 	// The module settings have tests of their own (config_modules_test.go).
 	got.Modules, got.PostModules, got.ModulePaths, got.Global, got.Debian, got.ModuleEnv = nil, nil, nil, nil, modules.DebianOptions{}, nil
-	got.env, got.moduleDirs = modules.Environment{}, nil
+	got.env, got.moduleDirs, got.CacheDir = modules.Environment{}, nil, ""
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config\n%+v\nwant\n%+v", got, want)
 	}

@@ -30,7 +30,7 @@ func newTestRunner(t *testing.T, changes map[string]interface{}, custom map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := umltest.Boot(t, umltest.Options{ImageMiB: 2048, FirstDisk: 1, WorkDir: dir})
+	g := umltest.Boot(t, umltest.Options{ImageMiB: 256, FirstDisk: 1, WorkDir: dir})
 	var out bytes.Buffer
 	ui := &packersdk.BasicUi{Writer: &out, ErrorWriter: &out}
 	return newModuleRunner(g.Client, ui, c, dir, ""), g, &out, dir

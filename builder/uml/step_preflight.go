@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/tmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/packer-uml/packer-plugin-uml/modules"
 	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
 )
 
@@ -25,6 +26,10 @@ import (
 type stepPreflight struct {
 	Kernel string
 	FSType string
+	// Modules are every module the build runs, for the host tools they need.
+	Modules []string
+	// Network is the network module's options when the guest gets the network, else nil.
+	Network *modules.NetworkOptions
 }
 
 func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -48,6 +53,11 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 		if _, err := lookSbin(tool.program); err != nil {
 			problems = append(problems, fmt.Sprintf("%s, needed for fstype %q, is not installed: install %s (apt-get install %s)", tool.program, s.FSType, tool.pkg, tool.pkg))
 		}
+	}
+
+	problems = append(problems, moduleToolProblems(s.Modules)...)
+	if s.Network != nil {
+		problems = append(problems, transportProblems(s.Network)...)
 	}
 
 	self, err := os.Executable()
@@ -82,6 +92,57 @@ func (s *stepPreflight) Cleanup(state multistep.StateBag) {
 	if dir, ok := state.GetOk(stateWorkDir); ok {
 		os.RemoveAll(dir.(string))
 	}
+}
+
+// moduleToolProblems reports the host programs the standard modules run that are missing.
+func moduleToolProblems(names []string) []string {
+	var problems []string
+	need := map[string][][2]string{ // module: {program, Debian package}
+		"debian":  {{"debootstrap", "debootstrap"}, {"wget", "wget"}, {"gpgv", "gpgv"}},
+		"network": {{"ip", "iproute2"}},
+	}
+	for _, name := range names {
+		for _, tool := range need[name] {
+			if _, err := lookSbin(tool[0]); err != nil {
+				problems = append(problems, fmt.Sprintf("%s, which the %s module runs, is not installed: install %s (apt-get install %s)", tool[0], name, tool[1], tool[1]))
+			}
+		}
+	}
+	return problems
+}
+
+// transportProblems reports what the network transport needs from the host and does not find.
+func transportProblems(n *modules.NetworkOptions) []string {
+	var problems []string
+	switch n.Transport {
+	case "slirp":
+		slirp := n.Slirp
+		if slirp == "" {
+			slirp = "slirp"
+		}
+		if _, err := exec.LookPath(slirp); err != nil {
+			problems = append(problems, fmt.Sprintf("network.transport \"slirp\" runs %s, which is not on PATH: install Debian's slirp package (apt-get install slirp) or set network.slirp; transport \"agent\" needs nothing", slirp))
+		}
+	case "tuntap":
+		if f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0); err != nil {
+			problems = append(problems, fmt.Sprintf("network.transport \"tuntap\" needs /dev/net/tun (%v) and a tap device that root set up for you (or uml_net from uml-utilities); transport \"agent\" needs no root", err))
+		} else {
+			f.Close()
+		}
+	case "daemon", "vde":
+		sock := n.Socket
+		if sock == "" {
+			sock = "/tmp/uml.ctl" // uml_switch's default
+		}
+		if _, err := os.Stat(sock); err != nil {
+			tool := "uml_switch (uml-utilities)"
+			if n.Transport == "vde" {
+				tool = "vde_switch (vde2)"
+			}
+			problems = append(problems, fmt.Sprintf("network.transport %q: no switch socket at %s: start %s first, or set network.socket", n.Transport, sock, tool))
+		}
+	}
+	return problems
 }
 
 // lookSbin finds a system program for the guest, whose PATH includes the sbin directories that an

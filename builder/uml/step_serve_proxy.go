@@ -12,6 +12,7 @@ import (
 
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
 	"github.com/packer-uml/packer-plugin-uml/uml/netproxy"
+	"github.com/packer-uml/packer-plugin-uml/uml/pkgcache"
 )
 
 // progressInterval is how often the UI hears how much the guest downloaded: one line per interval
@@ -25,8 +26,12 @@ const progressInterval = 10 * time.Second
 // Uses: ui, stateAgent. Produces: stateProxyURL (the proxy's URL in the guest).
 type stepServeProxy struct {
 	Enabled bool
+	// CacheDir holds the package cache; "" for none.
+	CacheDir string
 
-	stop chan struct{}
+	stop  chan struct{}
+	cache *pkgcache.Cache
+	ui    packersdk.Ui
 }
 
 func (s *stepServeProxy) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
@@ -36,10 +41,22 @@ func (s *stepServeProxy) Run(_ context.Context, state multistep.StateBag) multis
 	ui := state.Get(stateUI).(packersdk.Ui)
 	client := state.Get(stateAgent).(*agent.Client)
 	var received atomic.Int64
-	handler := netproxy.New(netproxy.Options{
+	opts := netproxy.Options{
 		Progress: func(n int64) { received.Add(n) },
 		Log:      log.Default(),
-	})
+	}
+	if s.CacheDir != "" {
+		cache, err := pkgcache.New(s.CacheDir, nil)
+		if err != nil {
+			return haltf(state, "package cache: %w (set cache_dir to a writable directory, or cache = false)", err)
+		}
+		cache.Log = log.Default()
+		opts.Transport = cache
+		s.cache = cache
+		ui.Say("Package cache: " + cache.Dir())
+	}
+	s.ui = ui
+	handler := netproxy.New(opts)
 	go func() {
 		if err := client.ServeProxy(handler); err != nil {
 			log.Printf("proxy: %v", err)
@@ -55,6 +72,11 @@ func (s *stepServeProxy) Run(_ context.Context, state multistep.StateBag) multis
 func (s *stepServeProxy) Cleanup(multistep.StateBag) {
 	if s.stop != nil {
 		close(s.stop)
+	}
+	if s.cache != nil {
+		hits, misses, fromCache, fromNetwork := s.cache.Stats()
+		s.ui.Say(fmt.Sprintf("Package cache: %d hits (%.1f MiB), %d misses; %.1f MiB from the network",
+			hits, float64(fromCache)/(1<<20), misses, float64(fromNetwork)/(1<<20)))
 	}
 }
 
