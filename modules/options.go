@@ -21,8 +21,11 @@ import (
 // NetworkOptions are the `network` module's options (`[network]` in rootstrap.conf).
 type NetworkOptions struct {
 	// How the guest reaches the network: `agent` (the default: HTTP and HTTPS through the host over
-	// the agent's channel, nothing needed on the host), or one of UML's transports as rootstrap
-	// used them: `tuntap`, `slirp`, `daemon`, `vde`, `mcast`.
+	// the agent's channel, nothing needed on the host), `libslirp` (an IP network with DNS, TCP and
+	// UDP through Debian's `libslirp-helper`, no root: interface `vec0`, address `10.0.2.15/24`,
+	// gateway `10.0.2.2`, DNS `10.0.2.3` unless set), or one of UML's transports as rootstrap used
+	// them: `tuntap`, `slirp`, `daemon`, `vde`, `mcast`. Whatever the transport, debootstrap and apt
+	// fetch through the agent's proxy, so that the package cache sees every package.
 	Transport string `mapstructure:"transport"`
 	// The interface inside the guest, and UML's device name for it. Defaults to `eth0`.
 	Interface string `mapstructure:"interface"`
@@ -99,7 +102,7 @@ type ModuleEnv struct {
 }
 
 // Transports the network module knows. agent is ours; the others are UML's, as rootstrap passed them.
-var Transports = []string{"agent", "tuntap", "slirp", "daemon", "vde", "mcast"}
+var Transports = []string{"agent", "libslirp", "tuntap", "slirp", "daemon", "vde", "mcast"}
 
 // OptionsEnv turns a typed options struct into the module's environment, by mapstructure name.
 func OptionsEnv(opts any) map[string]string {
@@ -204,6 +207,15 @@ func (n *NetworkOptions) Validate(prefix string) []error {
 	if transport == "agent" {
 		return errs
 	}
+	if transport == "libslirp" {
+		if n.Interface != "" && n.Interface != "vec0" {
+			bad("interface %q: the libslirp transport's interface is vec0 (UML's vector driver)", n.Interface)
+		}
+		if n.UML != "" && n.UML != "dhcp" && net.ParseIP(n.UML) == nil {
+			bad("uml %q is not an IP address or \"dhcp\"", n.UML)
+		}
+		return errs
+	}
 	switch {
 	case n.UML == "":
 		bad("uml is required with transport %q: set the guest's IP address, or \"dhcp\"", transport)
@@ -233,7 +245,8 @@ func (n *NetworkOptions) transport() string {
 func (n *NetworkOptions) UsesAgent() bool { return n.transport() == "agent" }
 
 // UMLArgs returns the kernel parameter that attaches the interface, as rootstrap built it
-// (`eth0=slirp,,BINARY`, `eth0=tuntap,,,HOST`, ...), or nothing for the agent transport.
+// (`eth0=slirp,,BINARY`, `eth0=tuntap,,,HOST`, ...), or nothing for the agent transport and for
+// libslirp (whose parameter names a descriptor the builder passes at boot).
 func (n *NetworkOptions) UMLArgs() []string {
 	iface := n.Interface
 	if iface == "" {

@@ -57,6 +57,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		outputDir,
 		&stepCreateImage{Path: c.imageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
 		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
+			UserNet:   c.network() != nil && c.Network.Transport == "libslirp",
 			ProxyAddr: c.proxyAddr(), ConsoleLog: c.consoleLog(), Debug: c.PackerDebug},
 		&stepConnect{Timeout: c.BootTimeout},
 		&stepServeProxy{Enabled: c.networkEnabled(), CacheDir: c.cacheDir()},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/packer-uml/packer-plugin-uml/modules"
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/usernet"
 )
 
 // defaultPATH is the modules' PATH when neither the template nor a rootstrap.conf sets one (the
@@ -118,6 +119,14 @@ func (c *Config) prepareModules() []error {
 			env.Set(sec, rest)
 		}
 	}
+	if c.Network.Transport == "libslirp" {
+		// libslirp's own network: the module configures what the helper serves.
+		setDefault(&c.Network.Interface, usernet.Interface)
+		setDefault(&c.Network.UML, usernet.GuestIP)
+		setDefault(&c.Network.Netmask, usernet.Netmask)
+		setDefault(&c.Network.Gateway, usernet.Gateway)
+		setDefault(&c.Network.Nameserver, usernet.Nameserver)
+	}
 	for name, t := range typed {
 		env.Set(name, modules.OptionsEnv(t))
 	}
@@ -167,6 +176,12 @@ func (c *Config) prepareModules() []error {
 		errs = append(errs, fmt.Errorf("free_space works with ext2, ext3 and ext4 only (resize2fs), not %s: xfs cannot shrink, and btrfs resizing is not supported here; remove free_space or use an ext filesystem", c.FSType))
 	}
 	return errs
+}
+
+func setDefault(field *string, value string) {
+	if *field == "" {
+		*field = value
+	}
 }
 
 // networkEnabled reports whether the guest gets the network: the network module runs at some point.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
 	"github.com/packer-uml/packer-plugin-uml/uml/machine"
+	"github.com/packer-uml/packer-plugin-uml/uml/usernet"
 )
 
 // consoleTailLines is how much of the console an error message quotes.
@@ -31,15 +32,18 @@ type stepBoot struct {
 	UMLArgs    []string
 	// NetworkArgs attach the guest's network interface (the network module's transport).
 	NetworkArgs []string
+	// UserNet attaches a libslirp network (network.transport "libslirp") as vec0.
+	UserNet bool
 	// ProxyAddr, when set, is where the guest agent listens for the guest's HTTP proxy connections.
 	ProxyAddr  string
 	ConsoleLog string
 	Debug      bool
 
 	consoleFile *os.File
+	net         *usernet.Net
 }
 
-func (s *stepBoot) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	ui := state.Get(stateUI).(packersdk.Ui)
 	k := kernelOf(state)
 	workDir := state.Get(stateWorkDir).(string)
@@ -76,6 +80,19 @@ func (s *stepBoot) Run(_ context.Context, state multistep.StateBag) multistep.St
 		// $WORKDIR and $rsworkdir from the runner whatever the path).
 		spec.InitParams = append(spec.InitParams, "rsworkdir="+cwd)
 	}
+	if s.UserNet {
+		helper, err := usernet.FindHelper()
+		if err == nil {
+			// Not ctx: the network must outlive a cancel until UML is stopped in Cleanup.
+			s.net, err = usernet.Start(context.WithoutCancel(ctx), helper, log.Writer())
+		}
+		if err != nil {
+			return haltf(state, "boot: network.transport \"libslirp\": %w", err)
+		}
+		spec.ExtraFiles = []*os.File{s.net.UMLFile()}
+		spec.Extra = append([]string{s.net.UMLArg(machine.ExtraFD(0))}, spec.Extra...)
+		ui.Say(fmt.Sprintf("Network: libslirp (helper pid %d), the guest's %s is %s", s.net.Pid(), usernet.Interface, usernet.GuestIP))
+	}
 	s.consoleFile, err = os.Create(s.ConsoleLog)
 	if err != nil {
 		return haltf(state, "boot: create console log: %w", err)
@@ -111,6 +128,9 @@ func (s *stepBoot) Cleanup(state multistep.StateBag) {
 	}
 	if s.consoleFile != nil {
 		s.consoleFile.Close()
+	}
+	if s.net != nil {
+		s.net.Close()
 	}
 }
 

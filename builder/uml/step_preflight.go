@@ -17,6 +17,7 @@ import (
 
 	"github.com/packer-uml/packer-plugin-uml/modules"
 	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
+	"github.com/packer-uml/packer-plugin-uml/uml/usernet"
 )
 
 // stepPreflight checks everything the build needs from the host before anything is written, and
@@ -115,6 +116,10 @@ func moduleToolProblems(names []string) []string {
 func transportProblems(n *modules.NetworkOptions) []string {
 	var problems []string
 	switch n.Transport {
+	case "libslirp":
+		if _, err := usernet.FindHelper(); err != nil {
+			problems = append(problems, fmt.Sprintf("network.transport \"libslirp\": %v; transport \"agent\" needs nothing", err))
+		}
 	case "slirp":
 		slirp := n.Slirp
 		if slirp == "" {

@@ -78,6 +78,10 @@ type Options struct {
 	// ProxyAddr, when set, is the guest's proxy port (agent.GuestConfig.ProxyAddr); Boot then
 	// serves it on the host with a netproxy.
 	ProxyAddr string
+	// ExtraFiles are passed to UML as machine.ExtraFD(0), ExtraFD(1), ... (machine.Spec.ExtraFiles);
+	// ExtraArgs are appended to the kernel's command line (machine.Spec.Extra).
+	ExtraFiles []*os.File
+	ExtraArgs  []string
 }
 
 // Boot starts a guest and waits for its agent; the guest is killed when the test ends.
@@ -121,6 +125,7 @@ func Boot(t testing.TB, o Options) *Guest {
 		Kernel: k.Path, UMID: fmt.Sprintf("umltest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9),
 		UMLDir: dir, TmpDir: dir, MemMiB: o.MemMiB, Disks: []string{g.Image}, FirstDisk: o.FirstDisk,
 		Init: bin, InitParams: []string{cfg}, Seccomp: k.Seccomp,
+		Extra: o.ExtraArgs, ExtraFiles: o.ExtraFiles,
 	}
 	start := time.Now()
 	m, err := machine.Start(spec, bin, g.Console)

@@ -33,6 +33,14 @@ func Start(spec Spec, watchdog string, console io.Writer) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(spec.ExtraFiles) > maxExtraFiles {
+		return nil, fmt.Errorf("machine spec: %d extra files, at most %d", len(spec.ExtraFiles), maxExtraFiles)
+	}
+	for i, f := range spec.ExtraFiles {
+		if f == nil {
+			return nil, fmt.Errorf("machine spec: extra file %d (descriptor %d) is nil", i, ExtraFD(i))
+		}
+	}
 	// Two pipes, one per direction (ssl1=fd:3,fd:4). A socketpair works as well; the input stalls once
 	// blamed on it came from UML's tty throttle, which the channel's credit layer avoids.
 	toGuestR, toGuestW, err := os.Pipe()
@@ -58,8 +66,10 @@ func Start(spec Spec, watchdog string, console io.Writer) (*Machine, error) {
 	cmd := exec.Command(watchdog, append([]string{WatchdogArg, spec.Kernel}, args...)...)
 	cmd.Stdin = lifeR
 	cmd.Stdout, cmd.Stderr = console, console
-	cmd.ExtraFiles = []*os.File{toGuestR, fromGuestW} // become ChannelFD and ChannelFD+1
-	cmd.Env = append(os.Environ(), "TMPDIR="+spec.TmpDir)
+	// ChannelFD and ChannelFD+1, then ExtraFD(0), ExtraFD(1), ...; the watchdog learns how many
+	// extra ones to pass on from extraFilesEnv.
+	cmd.ExtraFiles = append([]*os.File{toGuestR, fromGuestW}, spec.ExtraFiles...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+spec.TmpDir, fmt.Sprintf("%s=%d", extraFilesEnv, len(spec.ExtraFiles)))
 	// UML opens ./root_fs as ubd0 when no ubd0 is given (the image is ubd1): start it in our own
 	// empty directory, so that it never opens a file of the user's by that name.
 	cmd.Dir = spec.TmpDir

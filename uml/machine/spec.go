@@ -5,12 +5,18 @@ package machine
 
 import (
 	"fmt"
+	"os"
 	"strings"
 )
 
 // ChannelFD is the descriptor the UML process reads the agent's line from (the host writes the other
 // end); ChannelFD+1 is the one it writes the line to. They are the first two of exec.Cmd.ExtraFiles.
 const ChannelFD = 3
+
+// ExtraFD is the descriptor number under which UML receives Spec.ExtraFiles[i]: they follow the
+// agent's line, so ExtraFiles[0] is ChannelFD+2 (5), ExtraFiles[1] is 6, and so on. Kernel
+// parameters that name a descriptor (a network transport's fd=N, say) must use this number.
+func ExtraFD(i int) int { return ChannelFD + 2 + i }
 
 // Spec describes one boot.
 type Spec struct {
@@ -32,6 +38,11 @@ type Spec struct {
 	Seccomp bool
 	// Extra are the user's own parameters, last so that they win.
 	Extra []string
+	// ExtraFiles are more host files UML inherits, as descriptors ExtraFD(0), ExtraFD(1), ... (the
+	// network's end of a socketpair, say). Start passes them on through the watchdog and does not
+	// close them: they stay the caller's, who may close its copies once Start has returned. They
+	// have no part in Args; a parameter that names one is the caller's to add to Extra.
+	ExtraFiles []*os.File
 }
 
 // Args returns the kernel's command line for s, one parameter per element.

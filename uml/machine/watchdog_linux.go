@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,16 +24,51 @@ import (
 // whole group.
 const WatchdogArg = "uml-watchdog"
 
+// extraFilesEnv tells the watchdog how many descriptors after the agent's line (ExtraFD(0), ...)
+// Start gave it to pass on to UML. The watchdog removes it from UML's environment.
+const extraFilesEnv = "PACKER_UML_WATCHDOG_EXTRA_FDS"
+
+// maxExtraFiles bounds extraFilesEnv: a number beyond it is a mistake, not a machine.
+const maxExtraFiles = 64
+
+// parseExtraFiles reads extraFilesEnv's value: empty (an older plugin, or none) is 0.
+func parseExtraFiles(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxExtraFiles {
+		return 0, fmt.Errorf("%s=%q: want a number of descriptors from 0 to %d", extraFilesEnv, v, maxExtraFiles)
+	}
+	return n, nil
+}
+
+// watchdogFiles are the descriptors the watchdog passes to UML, in order: the agent's line
+// (ChannelFD, ChannelFD+1), then n extra files (ExtraFD(0) ... ExtraFD(n-1)).
+func watchdogFiles(n int) []*os.File {
+	files := []*os.File{os.NewFile(ChannelFD, "line-in"), os.NewFile(ChannelFD+1, "line-out")}
+	for i := range n {
+		files = append(files, os.NewFile(uintptr(ExtraFD(i)), fmt.Sprintf("extra-%d", i)))
+	}
+	return files
+}
+
 // RunWatchdog is the watchdog's main: args are the kernel and its parameters. It passes descriptors 3
-// and 4 (the agent's line) and its standard output and error (the console) to UML, and exits with
-// UML's status.
+// and 4 (the agent's line), the extra ones Start announced in extraFilesEnv (5, 6, ...) and its
+// standard output and error (the console) to UML, and exits with UML's status.
 func RunWatchdog(args []string) {
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "uml-watchdog: no kernel given")
 		os.Exit(2)
 	}
+	n, err := parseExtraFiles(os.Getenv(extraFilesEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "uml-watchdog: %v\n", err)
+		os.Exit(2)
+	}
+	os.Unsetenv(extraFilesEnv)
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.ExtraFiles = []*os.File{os.NewFile(ChannelFD, "line-in"), os.NewFile(ChannelFD+1, "line-out")}
+	cmd.ExtraFiles = watchdogFiles(n)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// Same process group as the watchdog (Start made it); if the watchdog itself is killed, UML goes too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -49,7 +85,7 @@ func RunWatchdog(args []string) {
 		killUML(umlGroup)
 		os.Exit(137)
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	code := 0
 	if err != nil {
 		code = 1
