@@ -158,7 +158,7 @@ func umlProcessesFor(marker string) []string {
 			continue
 		}
 		cmdline := strings.ReplaceAll(string(b), "\x00", " ")
-		if strings.Contains(cmdline, marker) && strings.Contains(cmdline, "ubd0=") {
+		if strings.Contains(cmdline, "ubd1="+marker) {
 			found = append(found, e.Name()+": "+cmdline)
 		}
 	}
@@ -331,6 +331,12 @@ func waitNoUML(t *testing.T, image string) {
 // waitFailed waits up to 2 minutes for packer to end, and fails the test if it ends with 0 or not at all.
 func waitFailed(t *testing.T, cmd *exec.Cmd, out *lockedBuffer, what string) {
 	t.Helper()
+	waitFailedWithin(t, cmd, out, what, 2*time.Minute)
+}
+
+// waitFailedWithin is waitFailed with another limit.
+func waitFailedWithin(t *testing.T, cmd *exec.Cmd, out *lockedBuffer, what string, limit time.Duration) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -338,8 +344,8 @@ func waitFailed(t *testing.T, cmd *exec.Cmd, out *lockedBuffer, what string) {
 		if err == nil {
 			t.Errorf("packer exited 0 after %s:\n%s", what, out.String())
 		}
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("packer did not end after %s:\n%s", what, out.String())
+	case <-time.After(limit):
+		t.Fatalf("packer did not end within %s after %s:\n%s", limit, what, out.String())
 	}
 }
 
@@ -364,7 +370,11 @@ func TestInterruptLeavesNothing(t *testing.T) {
 func TestGuestKilledFailsClearly(t *testing.T) {
 	p := newProject(t)
 	cmd, out, image := startSlowBuild(t, p)
-	for _, proc := range umlProcessesFor(image) {
+	procs := umlProcessesFor(image)
+	if len(procs) == 0 {
+		t.Fatalf("no UML process found for %s", image)
+	}
+	for _, proc := range procs {
 		pid, _ := strconv.Atoi(strings.SplitN(proc, ":", 2)[0])
 		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 		if strings.HasPrefix(string(b), "/usr/bin/linux") || strings.Contains(strings.SplitN(string(b), "\x00", 2)[0], "linux") {

@@ -38,6 +38,8 @@ type Communicator struct {
 	// Modules runs the modules the `module` provisioner asks for (see modules.Invocation); nil
 	// refuses them.
 	Modules *moduleRunner
+	// ImageSizeMiB is named when a command fails because the image is full.
+	ImageSizeMiB int
 }
 
 var _ packersdk.Communicator = new(Communicator)
@@ -54,7 +56,12 @@ func (c *Communicator) Start(ctx context.Context, cmd *packersdk.RemoteCmd) erro
 	req := agent.ExecRequest{Argv: []string{"/bin/sh", "-c", cmd.Command}, Root: c.Root}
 	log.Printf("uml communicator: running %q (root %q)", cmd.Command, c.Root)
 	go func() {
-		code, err := c.Client.Exec(ctx, req, cmd.Stdin, cmd.Stdout, cmd.Stderr)
+		// A full image shows as ENOSPC in the command's error output; say which setting fixes it.
+		stderr := &fullWatcher{w: cmd.Stderr}
+		code, err := c.Client.Exec(ctx, req, cmd.Stdin, cmd.Stdout, stderr)
+		if err == nil && code != 0 && stderr.seen.Load() && cmd.Stderr != nil {
+			fmt.Fprintln(cmd.Stderr, fullImageHint(c.ImageSizeMiB))
+		}
 		if err != nil {
 			var remote *agent.RemoteError
 			switch {
@@ -187,7 +194,14 @@ func (c *Communicator) gone(err error) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	return fmt.Errorf("lost the guest agent (%w); the guest's console log is %s", err, c.ConsoleLog)
+	tail := ""
+	if c.ConsoleTail != nil {
+		tail = c.ConsoleTail()
+	}
+	// UML still runs but its agent is gone: the channel's keepalive found no answer (uml/channel),
+	// a hung kernel or a wedged agent. UML is killed when the build cleans up.
+	return fmt.Errorf("the guest stopped answering: the agent's channel closed (%w) while UML still runs; its console log is %s (packer build -on-error=abort keeps it)%s",
+		err, c.ConsoleLog, tail)
 }
 
 // consoleLogPathOf returns the console log path of this build, from the config.

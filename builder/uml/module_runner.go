@@ -35,6 +35,8 @@ type moduleRunner struct {
 	workDir string
 	// debug opens a shell in the guest when a module fails (rootstrap's debug option).
 	debug bool
+	// imageSizeMiB is named when a module fails because the image is full.
+	imageSizeMiB int
 	// shell runs the debug shell (set by the builder: the user's terminal).
 	shell debugShell
 }
@@ -61,7 +63,7 @@ func newModuleRunner(client *agent.Client, ui packersdk.Ui, c *Config, workDir s
 		env.Global[k] = v
 	}
 	return &moduleRunner{
-		client: client, ui: ui, env: env, dirs: c.moduleDirs, workDir: workDir, debug: c.Debug,
+		client: client, ui: ui, env: env, dirs: c.moduleDirs, workDir: workDir, debug: c.Debug, imageSizeMiB: c.ImageSize,
 		fixed: map[string]string{
 			"TARGET":       agent.TargetDir,
 			"HOST":         agent.HostDir,
@@ -133,9 +135,10 @@ func (r *moduleRunner) exec(ctx context.Context, name, guestPath string, env []s
 	if errOut == nil {
 		errOut = ui
 	}
-	errOut = io.MultiWriter(errOut, &tailBuffer{buf: &stderr, max: 8 << 10})
+	full := &fullWatcher{}
+	errOut = io.MultiWriter(errOut, &tailBuffer{buf: &stderr, max: 8 << 10}, full)
 	req := agent.ExecRequest{Argv: []string{guestPath}, Env: env, Dir: r.workDir}
-	code, err := r.client.Exec(ctx, req, nil, out, errOut)
+	code, err := r.client.Exec(ctx, req, nil, io.MultiWriter(out, full), errOut)
 	if err != nil {
 		var remote *agent.RemoteError
 		if errors.As(err, &remote) {
@@ -147,6 +150,9 @@ func (r *moduleRunner) exec(ctx context.Context, name, guestPath string, env []s
 	tail := strings.TrimSpace(lastLines(stderr.String(), 5))
 	if tail != "" {
 		tail = ":\n" + tail
+	}
+	if code != 0 && full.seen.Load() {
+		tail += "\n" + fullImageHint(r.imageSizeMiB)
 	}
 	return code, tail, nil
 }

@@ -46,9 +46,10 @@ func (s *stepPrepareChroot) Run(ctx context.Context, state multistep.StateBag) m
 	}
 	m := state.Get(stateMachine).(*machine.Machine)
 	comm := &Communicator{Client: client, ConsoleLog: consoleLogPathOf(state),
-		Exited:      func() (bool, error) { return m.Exited(), m.Err() },
-		ConsoleTail: func() string { return consoleTail(state) },
-		Modules:     state.Get(stateModuleRunner).(*moduleRunner)}
+		Exited:       func() (bool, error) { return m.Exited(), m.Err() },
+		ConsoleTail:  func() string { return consoleTail(state) },
+		Modules:      state.Get(stateModuleRunner).(*moduleRunner),
+		ImageSizeMiB: state.Get(stateConfig).(*Config).ImageSize}
 	if s.Chroot {
 		comm.Root = agent.TargetDir
 	}

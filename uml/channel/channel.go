@@ -39,7 +39,9 @@ var (
 func config(logOut io.Writer) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.KeepAliveInterval = 10 * time.Second
-	c.ConnectionWriteTimeout = 60 * time.Second
+	// Also the limit for a keepalive's answer: a guest silent for KeepAliveInterval plus this is
+	// taken for hung, and the session ends (ErrKeepAliveTimeout).
+	c.ConnectionWriteTimeout = 30 * time.Second
 	// A 16 MiB window lets one stream keep the line busy while the other side drains its buffer.
 	c.MaxStreamWindowSize = 16 << 20
 	c.StreamOpenTimeout = 60 * time.Second

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/packer-uml/packer-plugin-uml/internal/procstat"
 )
 
 // Machine is one running UML process.
@@ -153,6 +155,14 @@ func (m *Machine) Kill(timeout time.Duration) error {
 	case <-m.done:
 		return nil
 	case <-time.After(timeout / 2):
+	}
+	// The watchdog did not end UML (it may be stopped or stuck itself): kill UML's own group
+	// (UML leads it, as a child of the watchdog), then the watchdog's.
+	for _, p := range procstat.All() {
+		if p.PPid == m.cmd.Process.Pid {
+			unix.Kill(-p.Pid, unix.SIGKILL)
+			unix.Kill(p.Pid, unix.SIGKILL)
+		}
 	}
 	unix.Kill(-m.cmd.Process.Pid, unix.SIGKILL)
 	select {
