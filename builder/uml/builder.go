@@ -56,6 +56,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network()},
 		outputDir,
 		&stepCreateImage{Path: c.imageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
+		&stepUnprivileged{ExtraDisks: c.ExtraDisks},
 		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
 			UserNet:   c.network() != nil && c.Network.Transport == "libslirp",
 			ProxyAddr: c.proxyAddr(), ConsoleLog: c.consoleLog(), Debug: c.PackerDebug},

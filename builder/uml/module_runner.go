@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 
@@ -35,6 +36,9 @@ type moduleRunner struct {
 	workDir string
 	// debug opens a shell in the guest when a module fails (rootstrap's debug option).
 	debug bool
+	// copyHostModules runs host modules from a copy in the guest: UML run as an unprivileged
+	// user (Packer as root) may not read root's module directories through hostfs.
+	copyHostModules bool
 	// imageSizeMiB is named when a module fails because the image is full.
 	imageSizeMiB int
 	// shell runs the debug shell (set by the builder: the user's terminal).
@@ -91,9 +95,15 @@ func (r *moduleRunner) Run(ctx context.Context, name, hostPath string, extra map
 		r.ui.Say(using)
 	}
 	guestPath := path.Join(agent.HostDir, m.Path)
-	if m.BuiltIn() {
+	script := m.Script
+	if !m.BuiltIn() && r.copyHostModules {
+		if script, err = os.ReadFile(m.Path); err != nil {
+			return fmt.Errorf("module %s: %w", name, err)
+		}
+	}
+	if script != nil {
 		guestPath = path.Join(guestModulesDir, name)
-		if err := r.client.Upload("", guestPath, 0o755, 0, bytes.NewReader(m.Script)); err != nil {
+		if err := r.client.Upload("", guestPath, 0o755, 0, bytes.NewReader(script)); err != nil {
 			return fmt.Errorf("module %s: copy it into the guest: %w", name, err)
 		}
 	}

@@ -16,6 +16,10 @@ const (
 	stateImagePath = "image_path"
 	// stateImageSizeMiB (int): the image's size when stepResizeImage changed it.
 	stateImageSizeMiB = "image_size_mib"
+	// stateRunAs (*syscall.Credential) and stateInitBinary (string) are produced by stepUnprivileged
+	// when Packer runs as root: the user UML runs as and the copy of the plugin it runs as init.
+	stateRunAs      = "run_as"
+	stateInitBinary = "init_binary"
 	// stateMachine (*machine.Machine) and stateConsole (*machine.Console) are produced by stepBoot.
 	stateMachine = "machine"
 	stateConsole = "console"

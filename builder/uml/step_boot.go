@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -41,6 +42,7 @@ type stepBoot struct {
 
 	consoleFile *os.File
 	net         *usernet.Net
+	disks       []*os.File
 }
 
 func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -55,7 +57,7 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 	if err != nil {
 		return haltf(state, "boot: find the working directory: %w", err)
 	}
-	if err := os.Mkdir(stagingDir(state), 0o700); err != nil {
+	if err := os.MkdirAll(stagingDir(state), 0o700); err != nil {
 		return haltf(state, "boot: create the staging directory: %w", err)
 	}
 	guestCfg, err := agent.GuestConfig{WorkDir: cwd, StagingDir: stagingDir(state), ModulesDir: k.ModulesDir, Debug: s.Debug, ProxyAddr: s.ProxyAddr}.Encode()
@@ -70,7 +72,8 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		MemMiB:     s.MemoryMiB,
 		Disks:      append([]string{state.Get(stateImagePath).(string)}, s.ExtraDisks...),
 		FirstDisk:  1,
-		Init:       self,
+		Init:       initBinary(state, self),
+		RunAs:      runAs(state),
 		InitParams: []string{guestCfg},
 		Seccomp:    k.Seccomp,
 		Extra:      append(append([]string{}, s.NetworkArgs...), s.UMLArgs...),
@@ -79,6 +82,19 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		// The start directory, as rootstrap's command line gave it to its builder (modules get
 		// $WORKDIR and $rsworkdir from the runner whatever the path).
 		spec.InitParams = append(spec.InitParams, "rsworkdir="+cwd)
+	}
+	if spec.RunAs != nil {
+		// UML, as an unprivileged user, may not be able to walk to the image's directory (root's
+		// home, a private temporary directory): it opens the disks through descriptors we opened.
+		for i, d := range spec.Disks {
+			f, err := os.OpenFile(d, os.O_RDWR, 0)
+			if err != nil {
+				return haltf(state, "boot: open %s: %w", d, err)
+			}
+			s.disks = append(s.disks, f)
+			spec.ExtraFiles = append(spec.ExtraFiles, f)
+			spec.Disks[i] = fmt.Sprintf("/proc/self/fd/%d", machine.ExtraFD(len(spec.ExtraFiles)-1))
+		}
 	}
 	if s.UserNet {
 		helper, err := usernet.FindHelper()
@@ -89,8 +105,8 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		if err != nil {
 			return haltf(state, "boot: network.transport \"libslirp\": %w", err)
 		}
-		spec.ExtraFiles = []*os.File{s.net.UMLFile()}
-		spec.Extra = append([]string{s.net.UMLArg(machine.ExtraFD(0))}, spec.Extra...)
+		spec.ExtraFiles = append(spec.ExtraFiles, s.net.UMLFile())
+		spec.Extra = append([]string{s.net.UMLArg(machine.ExtraFD(len(spec.ExtraFiles) - 1))}, spec.Extra...)
 		ui.Say(fmt.Sprintf("Network: libslirp (helper pid %d), the guest's %s is %s", s.net.Pid(), usernet.Interface, usernet.GuestIP))
 	}
 	s.consoleFile, err = os.Create(s.ConsoleLog)
@@ -132,6 +148,9 @@ func (s *stepBoot) Cleanup(state multistep.StateBag) {
 	if s.net != nil {
 		s.net.Close()
 	}
+	for _, f := range s.disks {
+		f.Close()
+	}
 }
 
 // consoleTail formats the last console lines for an error message.
@@ -156,4 +175,20 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// initBinary is the binary the guest runs as init: ours, or the copy stepUnprivileged made.
+func initBinary(state multistep.StateBag, self string) string {
+	if p, ok := state.GetOk(stateInitBinary); ok {
+		return p.(string)
+	}
+	return self
+}
+
+// runAs is the user UML runs as, nil for Packer's own.
+func runAs(state multistep.StateBag) *syscall.Credential {
+	if c, ok := state.GetOk(stateRunAs); ok {
+		return c.(*syscall.Credential)
+	}
+	return nil
 }

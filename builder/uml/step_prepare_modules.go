@@ -29,6 +29,7 @@ func (s *stepPrepareModules) Run(ctx context.Context, state multistep.StateBag) 
 		return haltf(state, "modules: find the working directory: %w", err)
 	}
 	r := newModuleRunner(client, ui, c, workDir, proxy)
+	_, r.copyHostModules = state.GetOk(stateRunAs)
 	r.shell = func(ctx context.Context, env []string, dir string) (int, error) {
 		return terminalShell(ctx, client, env, dir)
 	}

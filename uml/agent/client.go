@@ -215,7 +215,7 @@ func (c *Client) put(req *Request, r io.Reader) error {
 	if c.stagingDir == "" {
 		return c.send(req, r)
 	}
-	f, err := os.CreateTemp(c.stagingDir, "put-")
+	f, err := createStaged(c.stagingDir, "put-")
 	if err != nil {
 		return fmt.Errorf("%s %s: stage: %w", req.Op, req.Path, err)
 	}
@@ -231,12 +231,28 @@ func (c *Client) put(req *Request, r io.Reader) error {
 	return c.send(req, strings.NewReader(""))
 }
 
+// createStaged makes a staged file that the guest can read and write whatever user UML runs as
+// (an unprivileged one when Packer runs as root): the staging directory itself is private (0700),
+// so the file's mode opens it to nobody else.
+func createStaged(dir, prefix string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o666); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
 // get receives data from the guest, through a staged file when there is a staging directory.
 func (c *Client) get(req *Request, w io.Writer) error {
 	if c.stagingDir == "" {
 		return c.receive(req, w)
 	}
-	f, err := os.CreateTemp(c.stagingDir, "get-")
+	f, err := createStaged(c.stagingDir, "get-")
 	if err != nil {
 		return fmt.Errorf("%s %s: stage: %w", req.Op, req.Path, err)
 	}

@@ -173,8 +173,10 @@ func setupMounts(cfg GuestConfig, logger *log.Logger) error {
 	}
 	// $WORKDIR: the directory Packer runs in, read-write at its own path.
 	if cfg.WorkDir != "" {
+		// Not fatal: a UML run as an unprivileged user for a root Packer may not reach root's
+		// directory; what needs $WORKDIR then fails and says so.
 		if err := (mount{source: "none", target: cfg.WorkDir, fstype: "hostfs", data: cfg.WorkDir}).create(); err != nil {
-			return err
+			logger.Printf("cannot mount $WORKDIR %s: %v", cfg.WorkDir, err)
 		}
 	}
 	return os.MkdirAll(TargetDir, 0o755)

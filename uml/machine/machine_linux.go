@@ -72,6 +72,9 @@ func Start(spec Spec, watchdog string, console io.Writer) (*Machine, error) {
 	// extra ones to pass on from extraFilesEnv.
 	cmd.ExtraFiles = append([]*os.File{toGuestR, fromGuestW}, spec.ExtraFiles...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+spec.TmpDir, fmt.Sprintf("%s=%d", extraFilesEnv, len(spec.ExtraFiles)))
+	if spec.RunAs != nil {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d:%d", runAsEnv, spec.RunAs.Uid, spec.RunAs.Gid))
+	}
 	// UML opens ./root_fs as ubd0 when no ubd0 is given (the image is ubd1): start it in our own
 	// empty directory, so that it never opens a file of the user's by that name.
 	cmd.Dir = spec.TmpDir

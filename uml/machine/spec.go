@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // ChannelFD is the descriptor the UML process reads the agent's line from (the host writes the other
@@ -36,6 +37,10 @@ type Spec struct {
 	InitParams []string
 	// Seccomp turns on the kernel's seccomp mode (only kernels that know seccomp=).
 	Seccomp bool
+	// RunAs, when set, is the user UML runs as (its watchdog keeps the caller's rights). A UML
+	// run by root writes the host as root through hostfs, whatever the guest mounts: the builder
+	// runs it as an unprivileged user then.
+	RunAs *syscall.Credential
 	// Extra are the user's own parameters, last so that they win.
 	Extra []string
 	// ExtraFiles are more host files UML inherits, as descriptors ExtraFD(0), ExtraFD(1), ... (the

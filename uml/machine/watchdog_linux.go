@@ -28,6 +28,21 @@ const WatchdogArg = "uml-watchdog"
 // Start gave it to pass on to UML. The watchdog removes it from UML's environment.
 const extraFilesEnv = "PACKER_UML_WATCHDOG_EXTRA_FDS"
 
+// runAsEnv tells the watchdog the "uid:gid" to run UML as (Spec.RunAs); unset runs it as itself.
+const runAsEnv = "PACKER_UML_WATCHDOG_RUN_AS"
+
+// parseRunAs reads runAsEnv's value.
+func parseRunAs(v string) (*syscall.Credential, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var uid, gid uint32
+	if _, err := fmt.Sscanf(v, "%d:%d", &uid, &gid); err != nil {
+		return nil, fmt.Errorf("%s=%q: want uid:gid", runAsEnv, v)
+	}
+	return &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}, nil
+}
+
 // maxExtraFiles bounds extraFilesEnv: a number beyond it is a mistake, not a machine.
 const maxExtraFiles = 64
 
@@ -67,11 +82,18 @@ func RunWatchdog(args []string) {
 		os.Exit(2)
 	}
 	os.Unsetenv(extraFilesEnv)
+	runAs, err := parseRunAs(os.Getenv(runAsEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "uml-watchdog: %v\n", err)
+		os.Exit(2)
+	}
+	os.Unsetenv(runAsEnv)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.ExtraFiles = watchdogFiles(n)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// Same process group as the watchdog (Start made it); if the watchdog itself is killed, UML goes too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// The watchdog keeps its own rights (it must be able to kill UML); UML drops to runAs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: runAs}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "uml-watchdog: start %s: %v\n", args[0], err)
 		os.Exit(2)
