@@ -179,3 +179,80 @@ func umlKernelPids(image string) []int {
 	}
 	return pids
 }
+
+// TestBootFaults: a boot that never reaches the agent fails at boot_timeout, or as soon as UML
+// exits, with the reason and the console's last lines; no UML is left.
+func TestBootFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name, settings, want string
+	}{
+		{"init never starts the agent", `uml_args = ["init=/bin/sleep", "3600"]
+  boot_timeout = "20s"`, "guest agent not ready after boot_timeout (20s)"},
+		{"init exits", `uml_args = ["init=/bin/true"]`, "UML exited before the guest agent was ready"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProject(t)
+			p.write("boot.pkr.hcl", fmt.Sprintf(`
+source "uml" "boot" {
+  image_size       = 64
+  output_directory = "out"
+  modules          = ["mkfs"]
+  post_modules     = []
+  %s
+}
+build {
+  sources = ["source.uml.boot"]
+}
+`, tc.settings))
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			out, err := p.packer(ctx, "build", "boot.pkr.hcl")
+			if err == nil {
+				t.Fatalf("the build succeeded:\n%s", out)
+			}
+			for _, want := range []string{tc.want, "last lines of the guest console"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%q not in the output:\n%s", want, out)
+				}
+			}
+			waitNoUML(t, p.path("out/boot.img"))
+		})
+	}
+}
+
+// TestKernelPanicFailsClearly: the guest kernel panics in the middle of a provisioner (sysrq c):
+// the build fails at once saying the guest died, with the console's last lines.
+func TestKernelPanicFailsClearly(t *testing.T) {
+	p := newProject(t)
+	p.write("panic.pkr.hcl", `
+source "uml" "panic" {
+  image_size       = 64
+  output_directory = "out"
+  chroot           = false
+  modules          = ["mkfs", "mount"]
+}
+build {
+  sources = ["source.uml.panic"]
+  provisioner "shell" {
+    inline = ["echo c > /proc/sysrq-trigger", "sleep 600"]
+  }
+}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := p.packer(ctx, "build", "panic.pkr.hcl")
+	if err == nil {
+		t.Fatalf("the build succeeded:\n%s", out)
+	}
+	t.Logf("failed %s after the start", time.Since(start).Round(time.Second))
+	for _, want := range []string{"the guest died", "last lines of the guest console", "Kernel panic"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("%q not in the output:\n%s", want, out)
+		}
+	}
+	waitNoUML(t, p.path("out/panic.img"))
+	if _, err := os.Stat(p.path("out/panic.img")); !os.IsNotExist(err) {
+		t.Errorf("image left behind (err %v)", err)
+	}
+}

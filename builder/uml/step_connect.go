@@ -34,6 +34,10 @@ func (s *stepConnect) Run(ctx context.Context, state multistep.StateBag) multist
 		ui.Say(fmt.Sprintf("Guest agent ready %s after boot", time.Since(started).Round(time.Millisecond)))
 		return multistep.ActionContinue
 	}
+	if !errors.Is(err, agent.ErrGuestExited) && !errors.Is(err, agent.ErrNotReady) && m.Wait(2*time.Second) {
+		// The line closed because UML ended: that is the news, not the closed line.
+		err = agent.ErrGuestExited
+	}
 	switch {
 	case errors.Is(err, agent.ErrGuestExited):
 		err = fmt.Errorf("UML exited before the guest agent was ready (%v)", m.Err())
