@@ -54,7 +54,8 @@ func (c *Communicator) Start(ctx context.Context, cmd *packersdk.RemoteCmd) erro
 		return c.startModule(ctx, cmd, inv, err)
 	}
 	req := agent.ExecRequest{Argv: []string{"/bin/sh", "-c", cmd.Command}, Root: c.Root}
-	log.Printf("uml communicator: running %q (root %q)", cmd.Command, c.Root)
+	// The command holds the provisioner's environment: keep sensitive values out of the log.
+	log.Print(packersdk.LogSecretFilter.FilterString(fmt.Sprintf("uml communicator: running %q (root %q)", cmd.Command, c.Root)))
 	go func() {
 		// A full image shows as ENOSPC in the command's error output; say which setting fixes it.
 		stderr := &fullWatcher{w: cmd.Stderr}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
@@ -49,6 +50,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	registerSecrets(&c.PackerConfig)
 	var errs *packersdk.MultiError
 	problems := c.applyRootstrapConfig()
 	c.setDefaults()
@@ -159,3 +161,13 @@ func supportedFSTypes() []string {
 
 // chroot reports whether provisioners run inside the image (the default).
 func (c *Config) chroot() bool { return !c.Chroot.False() }
+
+// registerSecrets makes the values of Packer's sensitive variables secrets of this plugin's log
+// filter, which the SDK applies to UI messages and which our log lines go through too.
+func registerSecrets(pc *common.PackerConfig) {
+	for _, name := range pc.PackerSensitiveVars {
+		if v, ok := pc.PackerUserVars[name]; ok && v != "" {
+			packersdk.LogSecretFilter.Set(v)
+		}
+	}
+}

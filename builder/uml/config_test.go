@@ -315,3 +315,17 @@ func TestPrepareRefusesExistingOutputDir(t *testing.T) {
 		t.Fatalf("err %v, want one naming output_directory and -force", err)
 	}
 }
+
+// TestSensitiveVariablesAreFiltered: Packer's sensitive variables become secrets of the log filter.
+func TestSensitiveVariablesAreFiltered(t *testing.T) {
+	_, err := prepare(t, map[string]interface{}{
+		"packer_user_variables":      map[string]string{"token": "s3cr3t-value"},
+		"packer_sensitive_variables": []string{"token"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := packersdk.LogSecretFilter.FilterString("TOKEN='s3cr3t-value' ./script"); strings.Contains(got, "s3cr3t-value") {
+		t.Errorf("the sensitive value is not filtered: %q", got)
+	}
+}

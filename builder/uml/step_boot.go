@@ -117,7 +117,7 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		File: s.consoleFile,
 		Keep: consoleTailLines,
 		// The whole console goes to Packer's log (shown with PACKER_LOG=1).
-		OnLine: func(line string) { log.Printf("[uml console] %s", line) },
+		OnLine: func(line string) { log.Print("[uml console] " + packersdk.LogSecretFilter.FilterString(line)) },
 	}
 	ui.Say(fmt.Sprintf("Booting UML (%d MiB memory); console log: %s", s.MemoryMiB, s.ConsoleLog))
 	args, _ := spec.Args()
