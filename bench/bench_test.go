@@ -1,7 +1,10 @@
 // Package bench measures the uml builder's foundations with the real UML kernel: boot to agent
-// ready, 512 MiB transfers each way (sha256 checked on both sides), and exec round trips, each
-// beside a baseline taken on the host in the same run. Run with `make bench`, which prints Go's
-// benchmark table; the metrics are medians over the iterations (-benchtime Nx).
+// ready, 512 MiB transfers each way (sha256 checked on both sides), exec round trips and the
+// guest's HTTP downloads through each network transport (download_test.go), each beside a baseline
+// taken on the host in the same run. Run with `make bench`, which prints Go's benchmark table; the
+// metrics are medians over the iterations (-benchtime Nx). BenchmarkDebianBuild
+// (debian_test.go), two whole Debian builds with a cold and a warm package cache, takes 20-30
+// minutes and runs only when named: `make bench-debian`.
 package bench
 
 import (
