@@ -95,7 +95,13 @@ func (p *project) copyExample(name string) {
 // build runs packer build and fails the test if it fails.
 func (p *project) build(template string, extra ...string) string {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	return p.buildWithin(10*time.Minute, template, extra...)
+}
+
+// buildWithin is build with another time limit.
+func (p *project) buildWithin(limit time.Duration, template string, extra ...string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	out, err := p.packer(ctx, append(append([]string{"build"}, extra...), template)...)
 	if err != nil {

@@ -100,7 +100,8 @@ func RunInit() {
 }
 
 // guestEnv is the environment of the agent and so of every command: rootstrap's $TARGET, $HOST and
-// $WORKDIR, and a PATH.
+// $WORKDIR, a PATH, and the agent's proxy when the guest has one (the only way out of a guest on
+// the agent transport; commands may unset it).
 func guestEnv(cfg GuestConfig) []string {
 	env := []string{
 		"PATH=" + defaultPath,
@@ -112,6 +113,10 @@ func guestEnv(cfg GuestConfig) []string {
 	}
 	if cfg.WorkDir != "" {
 		env = append(env, "WORKDIR="+cfg.WorkDir)
+	}
+	if cfg.ProxyAddr != "" {
+		proxy := "http://" + cfg.ProxyAddr
+		env = append(env, "http_proxy="+proxy, "https_proxy="+proxy, "HTTP_PROXY="+proxy, "HTTPS_PROXY="+proxy)
 	}
 	return env
 }
