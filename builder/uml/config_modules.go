@@ -149,6 +149,11 @@ func (c *Config) prepareModules() []error {
 	}
 	c.env = env
 
+	for i, d := range c.ModulePaths {
+		if st, err := os.Stat(c.moduleDirs[len(c.moduleDirs)-len(c.ModulePaths)+i]); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("module_paths[%d] %q is not a directory: create it or remove it from module_paths", i, d))
+		}
+	}
 	listed := map[string]bool{}
 	for i, list := range [][]string{c.Modules, c.PostModules} {
 		field := []string{"modules", "post_modules"}[i]

@@ -127,19 +127,20 @@ func TestModuleConfigErrorsNameTheField(t *testing.T) {
 		changes map[string]interface{}
 		want    string
 	}{
-		"unknown module":     {map[string]interface{}{"modules": []string{"mkfs", "nosuch"}}, "modules[1]: module not found: \"nosuch\""},
-		"unknown post":       {map[string]interface{}{"post_modules": []string{"umount", "x"}}, "post_modules[1]"},
-		"bad module name":    {map[string]interface{}{"modules": []string{"../x"}}, "modules[0]: module name"},
-		"unknown transport":  {map[string]interface{}{"network": map[string]interface{}{"transport": "smoke"}}, "network.transport \"smoke\""},
-		"bad guest ip":       {map[string]interface{}{"network": map[string]interface{}{"transport": "slirp", "uml": "x"}}, "network.uml \"x\""},
-		"missing dist":       {map[string]interface{}{"debian": map[string]interface{}{"dist": ""}}, "debian.dist is required"},
-		"kernel modules":     {map[string]interface{}{"uml": map[string]interface{}{"kernel_modules": "all"}}, "uml.kernel_modules"},
-		"free space xfs":     {map[string]interface{}{"fstype": "xfs", "image_size": 300, "free_space": 10}, "free_space works with ext2"},
-		"negative free":      {map[string]interface{}{"free_space": -1}, "free_space must be"},
-		"missing conf":       {map[string]interface{}{"rootstrap_config": "nope.conf"}, "rootstrap_config: open nope.conf"},
-		"option before sec":  {map[string]interface{}{"rootstrap_config": "bad.conf"}, "rootstrap_config: bad.conf: option \"fstype\" comes before"},
-		"bad initialsize":    {map[string]interface{}{"rootstrap_config": "badsize.conf"}, "rootstrap_config: [global] initialsize"},
-		"module_env no name": {map[string]interface{}{"module_env": []map[string]interface{}{{"env": map[string]string{"a": "b"}}}}, "module_env[0]: name is required"},
+		"unknown module":      {map[string]interface{}{"modules": []string{"mkfs", "nosuch"}}, "modules[1]: module not found: \"nosuch\""},
+		"unknown post":        {map[string]interface{}{"post_modules": []string{"umount", "x"}}, "post_modules[1]"},
+		"bad module name":     {map[string]interface{}{"modules": []string{"../x"}}, "modules[0]: module name"},
+		"unknown transport":   {map[string]interface{}{"network": map[string]interface{}{"transport": "smoke"}}, "network.transport \"smoke\""},
+		"bad guest ip":        {map[string]interface{}{"network": map[string]interface{}{"transport": "slirp", "uml": "x"}}, "network.uml \"x\""},
+		"missing dist":        {map[string]interface{}{"debian": map[string]interface{}{"dist": ""}}, "debian.dist is required"},
+		"kernel modules":      {map[string]interface{}{"uml": map[string]interface{}{"kernel_modules": "all"}}, "uml.kernel_modules"},
+		"free space xfs":      {map[string]interface{}{"fstype": "xfs", "image_size": 300, "free_space": 10}, "free_space works with ext2"},
+		"negative free":       {map[string]interface{}{"free_space": -1}, "free_space must be"},
+		"missing conf":        {map[string]interface{}{"rootstrap_config": "nope.conf"}, "rootstrap_config: open nope.conf"},
+		"option before sec":   {map[string]interface{}{"rootstrap_config": "bad.conf"}, "rootstrap_config: bad.conf: option \"fstype\" comes before"},
+		"bad initialsize":     {map[string]interface{}{"rootstrap_config": "badsize.conf"}, "rootstrap_config: [global] initialsize"},
+		"missing module path": {map[string]interface{}{"module_paths": []string{"nowhere"}}, "module_paths[0] \"nowhere\" is not a directory"},
+		"module_env no name":  {map[string]interface{}{"module_env": []map[string]interface{}{{"env": map[string]string{"a": "b"}}}}, "module_env[0]: name is required"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := prepare(t, tc.changes)
