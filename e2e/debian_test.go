@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,7 +125,8 @@ func bootImage(t *testing.T, image string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// UML leads a process group of its own (it calls setsid): end all of it, helpers included.
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Process.Kill(); cmd.Wait() }()
 	// The shell reads its commands from the console once it runs.
 	go func() {
 		time.Sleep(2 * time.Second)
