@@ -27,7 +27,8 @@ source "uml" "debian" {
   image_size       = 2048
   memory           = 512
   output_directory = "output-debian"
-  # After the build, shrink the filesystem and the file to leave about 64 MiB free.
+  # After the build, shrink the filesystem and the file to leave about 64 MiB free (more if
+  # resize2fs's own minimum is larger).
   free_space = 64
 
   # modules defaults to ["network", "mkfs", "mount", "debian", "uml"] and post_modules to

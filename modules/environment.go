@@ -14,9 +14,9 @@ type Environment struct {
 	Modules map[string]map[string]string
 }
 
-// For returns the environment of module name: Global, then the module's own, then fixed (the
-// places the build defines, $TARGET, $HOST, $WORKDIR: a module cannot be told otherwise), then
-// extra (a provisioner's own variables for one run). Sorted KEY=value elements.
+// For returns the environment of module name: Global, then the module's own, then extra (a
+// provisioner's own variables for one run), then fixed (the places the build defines, $TARGET,
+// $HOST, $WORKDIR: a module cannot be told otherwise). Sorted KEY=value elements.
 func (e Environment) For(name string, extra, fixed map[string]string) []string {
 	merged := map[string]string{}
 	for _, layer := range []map[string]string{e.Global, e.Modules[name], extra, fixed} {

@@ -274,11 +274,12 @@ func (n *NetworkOptions) UMLArgs() []string {
 	return nil
 }
 
-// Validate checks the debian options; workDir resolves a relative debconf file.
-func (d *DebianOptions) Validate(prefix, workDir string, exists func(string) bool) []error {
+// Validate checks the debian options; workDir resolves a relative debconf file. needDist is false
+// where the distribution may come from elsewhere (the builder's settings, for the provisioner).
+func (d *DebianOptions) Validate(prefix, workDir string, exists func(string) bool, needDist bool) []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(prefix+format, args...)) }
-	if d.Dist == "" {
+	if d.Dist == "" && needDist {
 		bad("dist is required: set the distribution to install, for example dist = \"bookworm\"")
 	}
 	if d.Mirror != "" {

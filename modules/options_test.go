@@ -96,7 +96,7 @@ func TestDebianAndUMLValidate(t *testing.T) {
 		{DebianOptions{Dist: "bookworm", Debconf: "missing.dat"}, "debian.debconf file \"missing.dat\" does not exist"},
 		{DebianOptions{Dist: "bookworm", Install: []string{"a b"}}, "debian.install: \"a b\" is not a package name"},
 	} {
-		errs := tc.opts.Validate("debian.", "/w", exists)
+		errs := tc.opts.Validate("debian.", "/w", exists, true)
 		switch {
 		case tc.want == "" && len(errs) > 0:
 			t.Errorf("%+v: unexpected %v", tc.opts, errs)

@@ -74,7 +74,13 @@ func (c *Config) applyRootstrapConfig() []error {
 		c.UMLArgs = append(v, c.UMLArgs...)
 	}
 	if v, ok := g["debug"]; ok && !c.Debug {
-		c.Debug = strings.TrimSpace(v) == "true"
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true", "yes", "on", "1":
+			c.Debug = true
+		case "false", "no", "off", "0", "":
+		default:
+			errs = append(errs, fmt.Errorf("rootstrap_config: [global] debug = %q is not a boolean: use true or false", v))
+		}
 	}
 	return errs
 }
@@ -169,7 +175,7 @@ func (c *Config) prepareModules() []error {
 	}
 	if listed["debian"] {
 		exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
-		errs = append(errs, c.Debian.Validate("debian.", workDir, exists)...)
+		errs = append(errs, c.Debian.Validate("debian.", workDir, exists, true)...)
 	}
 	if listed["uml"] {
 		errs = append(errs, c.UML.Validate("uml.")...)

@@ -146,9 +146,11 @@ func (r *moduleRunner) exec(ctx context.Context, name, guestPath string, env []s
 		errOut = ui
 	}
 	full := &fullWatcher{}
+	var stdout bytes.Buffer // some tools (debootstrap's E: lines) report failures on stdout
 	errOut = io.MultiWriter(errOut, &tailBuffer{buf: &stderr, max: 8 << 10}, full)
+	out = io.MultiWriter(out, &tailBuffer{buf: &stdout, max: 8 << 10}, full)
 	req := agent.ExecRequest{Argv: []string{guestPath}, Env: env, Dir: r.workDir}
-	code, err := r.client.Exec(ctx, req, nil, io.MultiWriter(out, full), errOut)
+	code, err := r.client.Exec(ctx, req, nil, out, errOut)
 	if err != nil {
 		var remote *agent.RemoteError
 		if errors.As(err, &remote) {
@@ -158,6 +160,9 @@ func (r *moduleRunner) exec(ctx context.Context, name, guestPath string, env []s
 		return 0, "", err
 	}
 	tail := strings.TrimSpace(lastLines(stderr.String(), 5))
+	if tail == "" {
+		tail = strings.TrimSpace(lastLines(stdout.String(), 5))
+	}
 	if tail != "" {
 		tail = ":\n" + tail
 	}

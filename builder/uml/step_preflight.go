@@ -99,8 +99,7 @@ func (s *stepPreflight) Cleanup(state multistep.StateBag) {
 func moduleToolProblems(names []string) []string {
 	var problems []string
 	need := map[string][][2]string{ // module: {program, Debian package}
-		"debian":  {{"debootstrap", "debootstrap"}, {"wget", "wget"}, {"gpgv", "gpgv"}},
-		"network": {{"ip", "iproute2"}},
+		"debian": {{"debootstrap", "debootstrap"}, {"wget", "wget"}, {"gpgv", "gpgv"}},
 	}
 	for _, name := range names {
 		for _, tool := range need[name] {
@@ -115,6 +114,12 @@ func moduleToolProblems(names []string) []string {
 // transportProblems reports what the network transport needs from the host and does not find.
 func transportProblems(n *modules.NetworkOptions) []string {
 	var problems []string
+	if !n.UsesAgent() {
+		// The network module configures the interface with iproute2.
+		if _, err := lookSbin("ip"); err != nil {
+			problems = append(problems, fmt.Sprintf("ip, which the network module runs for transport %q, is not installed: install iproute2 (apt-get install iproute2)", n.Transport))
+		}
+	}
 	switch n.Transport {
 	case "libslirp":
 		if _, err := usernet.FindHelper(); err != nil {

@@ -88,7 +88,7 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 		}
 	case "debian":
 		exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
-		add(c.Debian.Validate("debian.", workDir, exists)...)
+		add(c.Debian.Validate("debian.", workDir, exists, false)...)
 	case "uml":
 		add(c.UML.Validate("uml.")...)
 	}

@@ -16,14 +16,14 @@ func TestPrepare(t *testing.T) {
 		raw  map[string]interface{}
 		want string // "" for valid
 	}{
-		"built-in":          {map[string]interface{}{"module": "uml"}, ""},
-		"custom":            {map[string]interface{}{"module": "mine", "env": map[string]string{"A": "b"}}, ""},
-		"debian":            {map[string]interface{}{"module": "debian", "debian": map[string]interface{}{"dist": "bookworm"}}, ""},
-		"missing":           {map[string]interface{}{}, "module is required"},
-		"unknown":           {map[string]interface{}{"module": "nosuch"}, "module: module not found: \"nosuch\""},
-		"debian no dist":    {map[string]interface{}{"module": "debian"}, "debian.dist is required"},
-		"uml bad mode":      {map[string]interface{}{"module": "uml", "uml": map[string]interface{}{"kernel_modules": "x"}}, "uml.kernel_modules"},
-		"network transport": {map[string]interface{}{"module": "network", "network": map[string]interface{}{"transport": "slirp", "uml": "dhcp"}}, "only the agent transport"},
+		"built-in":                      {map[string]interface{}{"module": "uml"}, ""},
+		"custom":                        {map[string]interface{}{"module": "mine", "env": map[string]string{"A": "b"}}, ""},
+		"debian":                        {map[string]interface{}{"module": "debian", "debian": map[string]interface{}{"dist": "bookworm"}}, ""},
+		"missing":                       {map[string]interface{}{}, "module is required"},
+		"unknown":                       {map[string]interface{}{"module": "nosuch"}, "module: module not found: \"nosuch\""},
+		"debian, dist from the builder": {map[string]interface{}{"module": "debian"}, ""},
+		"uml bad mode":                  {map[string]interface{}{"module": "uml", "uml": map[string]interface{}{"kernel_modules": "x"}}, "uml.kernel_modules"},
+		"network transport":             {map[string]interface{}{"module": "network", "network": map[string]interface{}{"transport": "slirp", "uml": "dhcp"}}, "only the agent transport"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := new(Provisioner).Prepare(tc.raw)
