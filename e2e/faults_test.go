@@ -163,7 +163,22 @@ build {
 		}
 		return nil
 	})
-	t.Logf("the mirror saw %d requests for 3 builds", requests.Load())
+	t.Logf("the mirror saw %d requests for 3 concurrent builds", requests.Load())
+
+	// A fourth build with the warm cache sends no request for the cached package to the mirror.
+	before := requests.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	out, err := p.packer(ctx, "build", "-var", "out=out-warm", "concurrent.pkr.hcl")
+	if err != nil {
+		t.Fatalf("warm build: %v\n%s", err, out)
+	}
+	if n := requests.Load() - before; n != 0 {
+		t.Errorf("the warm build sent %d requests for a cached package to the mirror", n)
+	}
+	if !strings.Contains(out, "FETCHED "+want) || !strings.Contains(out, "Package cache: 1 hits") {
+		t.Errorf("the warm build did not get the package from the cache:\n%s", out)
+	}
 }
 
 // umlKernelPids are the processes of the UML kernel running image (not its watchdog, whose command
