@@ -53,7 +53,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		outputDir = stepNothing{} // the rootstrap command writes one file, in a directory that exists
 	}
 	steps := []multistep.Step{
-		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network()},
+		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network(), FreeSpace: c.FreeSpace},
 		outputDir,
 		&stepCreateImage{Path: c.imageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
 		&stepUnprivileged{ExtraDisks: c.ExtraDisks},

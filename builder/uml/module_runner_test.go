@@ -68,7 +68,7 @@ func TestStandardModulesInUML(t *testing.T) {
 	}
 	g.Shutdown(t)
 
-	if out, err := exec.Command("e2fsck", "-fn", g.Image).CombinedOutput(); err != nil {
+	if out, err := exec.Command(sbin("e2fsck"), "-fn", g.Image).CombinedOutput(); err != nil {
 		t.Fatalf("e2fsck: %v\n%s", err, out)
 	}
 	fstab := debugfsCat(t, g.Image, "/etc/fstab")
@@ -101,7 +101,7 @@ func TestFailingModule(t *testing.T) {
 
 func debugfsRun(t *testing.T, image, request string) string {
 	t.Helper()
-	out, err := exec.Command("debugfs", "-R", request, image).CombinedOutput()
+	out, err := exec.Command(sbin("debugfs"), "-R", request, image).CombinedOutput()
 	if err != nil {
 		t.Fatalf("debugfs -R %q: %v\n%s", request, err, out)
 	}

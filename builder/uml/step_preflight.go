@@ -29,6 +29,8 @@ type stepPreflight struct {
 	FSType string
 	// Modules are every module the build runs, for the host tools they need.
 	Modules []string
+	// FreeSpace is free_space: the host's e2fsprogs resize the image.
+	FreeSpace int
 	// Network is the network module's options when the guest gets the network, else nil.
 	Network *modules.NetworkOptions
 }
@@ -57,6 +59,13 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 	}
 
 	problems = append(problems, moduleToolProblems(s.Modules)...)
+	if s.FreeSpace > 0 {
+		for _, tool := range []string{"e2fsck", "resize2fs", "dumpe2fs"} {
+			if _, err := lookSbin(tool); err != nil {
+				problems = append(problems, fmt.Sprintf("%s, which free_space runs on the host, is not installed: install e2fsprogs (apt-get install e2fsprogs)", tool))
+			}
+		}
+	}
 	if s.Network != nil {
 		problems = append(problems, transportProblems(s.Network)...)
 	}

@@ -32,7 +32,7 @@ func (s *stepResizeImage) Run(ctx context.Context, state multistep.StateBag) mul
 	ui.Say(fmt.Sprintf("Resizing the filesystem to leave about %d MiB free...", s.FreeSpaceMiB))
 	// resize2fs insists on a freshly checked filesystem. Exit status 1 means e2fsck fixed
 	// something harmless (such as lazily initialised counters); 2 and up are real trouble.
-	if out, err := exec.CommandContext(ctx, "e2fsck", "-f", "-y", img).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, sbin("e2fsck"), "-f", "-y", img).CombinedOutput(); err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
 			return haltf(state, "free_space: e2fsck %s: %v\n%s", img, err, lastLines(string(out), 10))
 		}
@@ -85,7 +85,7 @@ func resize(ctx context.Context, img string, info extInfo, want int64) error {
 			return fmt.Errorf("grow %s: %w", img, err)
 		}
 	}
-	out, err := exec.CommandContext(ctx, "resize2fs", img, strconv.FormatInt(want, 10)).CombinedOutput()
+	out, err := exec.CommandContext(ctx, sbin("resize2fs"), img, strconv.FormatInt(want, 10)).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("resize2fs %s %d: %v\n%s", img, want, err, lastLines(string(out), 10))
 	}
@@ -101,7 +101,7 @@ type extInfo struct{ blocks, free, blockSize int64 }
 
 // ext4Info reads the superblock's block count, free blocks and block size with dumpe2fs.
 func ext4Info(ctx context.Context, img string) (extInfo, error) {
-	out, err := exec.CommandContext(ctx, "dumpe2fs", "-h", img).Output()
+	out, err := exec.CommandContext(ctx, sbin("dumpe2fs"), "-h", img).Output()
 	if err != nil {
 		return extInfo{}, fmt.Errorf("dumpe2fs -h %s: %w", img, err)
 	}
@@ -122,7 +122,7 @@ func ext4Info(ctx context.Context, img string) (extInfo, error) {
 
 // resize2fsMinimum asks resize2fs for the smallest size it would shrink the filesystem to, in blocks.
 func resize2fsMinimum(ctx context.Context, img string) (int64, error) {
-	out, err := exec.CommandContext(ctx, "resize2fs", "-P", img).CombinedOutput()
+	out, err := exec.CommandContext(ctx, sbin("resize2fs"), "-P", img).CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("resize2fs -P %s: %v\n%s", img, err, out)
 	}
@@ -133,4 +133,13 @@ func resize2fsMinimum(ctx context.Context, img string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("resize2fs -P %s: no estimate in its output: %s", img, out)
+}
+
+// sbin finds a system program, also when the user's PATH lacks the sbin directories (an ordinary
+// user's PATH on Debian does); the name itself if it is nowhere, for exec's own error.
+func sbin(name string) string {
+	if p, err := lookSbin(name); err == nil {
+		return p
+	}
+	return name
 }
