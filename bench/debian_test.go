@@ -99,7 +99,7 @@ func BenchmarkDebianBuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	var vars []string
-	if m := hostMirror(b); m != "" {
+	if m := umltest.HostMirror(b); m != "" {
 		vars = append(vars, "-var", "mirror="+m)
 	}
 
@@ -328,30 +328,6 @@ func stepRows(cold, warm []step) []string {
 		warmSum += d
 	}
 	return append(rows, fmt.Sprintf("| total (first to last timestamp) | %s | %s |", coldSum, warmSum))
-}
-
-// hostMirror is e2e's: the Debian archive this machine's apt uses, read from its sources (never a
-// host name written into the repository). "" means the debian module's default.
-func hostMirror(t testing.TB) string {
-	t.Helper()
-	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
-	uri := regexp.MustCompile(`(?m)^URIs:\s*(\S+)`)
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, m := range uri.FindAllStringSubmatch(string(b), -1) {
-			if strings.HasSuffix(strings.TrimSuffix(m[1], "/"), "/debian") {
-				return m[1]
-			}
-		}
-	}
-	if b, err := os.ReadFile("/etc/apt/sources.list"); err == nil {
-		line := regexp.MustCompile(`(?m)^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s`)
-		if m := line.FindStringSubmatch(string(b)); m != nil {
-			return m[1]
-		}
-	}
-	t.Log("no Debian mirror in the apt sources: using the debian module's default")
-	return ""
 }
 
 func fileTail(path string, n int) string {

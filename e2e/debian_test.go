@@ -5,37 +5,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// hostMirror reads the Debian archive this machine's apt uses, so that the test fetches from the
-// same place (never a host name written into the repository). "" means debootstrap's default.
-func hostMirror(t *testing.T) string {
-	t.Helper()
-	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
-	uri := regexp.MustCompile(`(?m)^URIs:\s*(\S+)`)
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, m := range uri.FindAllStringSubmatch(string(b), -1) {
-			if strings.HasSuffix(strings.TrimSuffix(m[1], "/"), "/debian") {
-				return m[1]
-			}
-		}
-	}
-	if b, err := os.ReadFile("/etc/apt/sources.list"); err == nil {
-		line := regexp.MustCompile(`(?m)^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s`)
-		if m := line.FindStringSubmatch(string(b)); m != nil {
-			return m[1]
-		}
-	}
-	t.Log("no Debian mirror in the apt sources: using debootstrap's default")
-	return ""
-}
+	"github.com/packer-uml/packer-plugin-uml/internal/umltest"
+)
 
 // TestDebianBuild is the acceptance build: the default modules (network through the agent's
 // proxy, mkfs, mount, debian, uml) install Debian bookworm minbase from the host's mirror, a shell
@@ -76,7 +52,7 @@ build {
 }
 `)
 	args := []string{}
-	if m := hostMirror(t); m != "" {
+	if m := umltest.HostMirror(t); m != "" {
 		args = append(args, "-var", "mirror="+m)
 	}
 	// Debian 12's UML takes 15 minutes or more for this on 2 cores (the downloads cross the serial
