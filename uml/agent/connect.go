@@ -29,7 +29,7 @@ func Connect(ctx context.Context, line io.ReadWriteCloser, exited <-chan struct{
 	}
 	result := make(chan dialed, 1)
 	go func() {
-		sess, err := channel.Dial(line, ProtocolVersion, logOut)
+		sess, err := channel.Dial(line, ProtocolVersion, stagingDir, logOut)
 		result <- dialed{sess, err}
 	}()
 	timer := time.NewTimer(timeout)

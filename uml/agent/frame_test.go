@@ -33,7 +33,7 @@ func TestFrameWireConstants(t *testing.T) {
 	if chunkSize > maxPayload {
 		t.Errorf("chunkSize %d is over maxPayload %d", chunkSize, maxPayload)
 	}
-	if ProtocolVersion != 1 {
+	if ProtocolVersion != 2 {
 		t.Errorf("ProtocolVersion %d: a change needs spec.md and both sides changed together", ProtocolVersion)
 	}
 	// The bytes of one frame, pinned.

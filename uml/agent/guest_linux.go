@@ -32,7 +32,13 @@ func runAgent(r *reaper, cfg GuestConfig) error {
 	if _, err := term.MakeRaw(int(line.Fd())); err != nil {
 		return fmt.Errorf("raw mode on %s: %w", SerialLine, err)
 	}
-	sess, err := channel.Serve(line, ProtocolVersion, os.Stderr)
+	// The host spools large writes into the staging directory, when there is one (see package
+	// channel): the line alone carries well under 1 MB/s towards the guest.
+	spool := ""
+	if cfg.StagingDir != "" {
+		spool = GuestStagingDir
+	}
+	sess, err := channel.Serve(line, ProtocolVersion, spool, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -29,14 +29,14 @@ func pipePair(t *testing.T, staging string) *Client {
 		io.Closer
 	}{hr, hw, hw}
 	go func() {
-		sess, err := channel.Serve(guest, ProtocolVersion, io.Discard)
+		sess, err := channel.Serve(guest, ProtocolVersion, "", io.Discard)
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		(&Server{Log: log.New(io.Discard, "", 0), StagingDir: staging}).Serve(sess)
 	}()
-	sess, err := channel.Dial(host, ProtocolVersion, io.Discard)
+	sess, err := channel.Dial(host, ProtocolVersion, "", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func proxyPair(t *testing.T) (string, *yamux.Session, <-chan error) {
 	}
 	guestSess := make(chan *yamux.Session, 1)
 	go func() {
-		sess, err := channel.Serve(guest, ProtocolVersion, io.Discard)
+		sess, err := channel.Serve(guest, ProtocolVersion, "", io.Discard)
 		if err != nil {
 			t.Error(err)
 			close(guestSess)
@@ -77,7 +77,7 @@ func proxyPair(t *testing.T) (string, *yamux.Session, <-chan error) {
 		guestSess <- sess
 		forwardProxyConns(sess, l, log.New(os.Stderr, "guest: ", 0))
 	}()
-	sess, err := channel.Dial(host, ProtocolVersion, io.Discard)
+	sess, err := channel.Dial(host, ProtocolVersion, "", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,24 +54,27 @@ func config(logOut io.Writer) *yamux.Config {
 func Banner(v int) string { return bannerPrefix + strconv.Itoa(v) + "\n" }
 
 // Serve is the guest side: it announces version v on line (already in raw mode) and returns the
-// yamux server session. logOut receives yamux's own log lines.
-func Serve(line io.ReadWriteCloser, v int, logOut io.Writer) (*yamux.Session, error) {
+// yamux server session. spoolDir is where the guest sees the host's spool directory (see Dial), ""
+// for none. logOut receives yamux's own log lines.
+func Serve(line io.ReadWriteCloser, v int, spoolDir string, logOut io.Writer) (*yamux.Session, error) {
 	if _, err := io.WriteString(line, Banner(v)); err != nil {
 		return nil, fmt.Errorf("write banner: %w", err)
 	}
-	return yamux.Server(&guestConn{line: line}, config(logOut))
+	return yamux.Server(newGuestConn(line, spoolDir), config(logOut))
 }
 
 // Dial is the host side: it waits for the guest's banner on conn, checks that it announces version
-// v, and returns the yamux client session. It sends nothing before the banner. Bytes before the
+// v, and returns the yamux client session. spoolDir, when set, is a host directory the guest reads
+// through hostfs (and was given to Serve): large writes to the guest go through files there, not
+// through the slow line (see credit.go). It sends nothing before the banner. Bytes before the
 // banner (the guest's line may carry noise while it boots) are skipped.
-func Dial(conn io.ReadWriteCloser, v int, logOut io.Writer) (*yamux.Session, error) {
+func Dial(conn io.ReadWriteCloser, v int, spoolDir string, logOut io.Writer) (*yamux.Session, error) {
 	br := bufio.NewReaderSize(conn, 4096)
 	if err := awaitBanner(br, v); err != nil {
 		return nil, err
 	}
 	// The bufio.Reader may already hold the first bytes after the banner; hand them on.
-	return yamux.Client(newHostConn(conn, br), config(logOut))
+	return yamux.Client(newHostConn(conn, br, spoolDir), config(logOut))
 }
 
 func awaitBanner(br *bufio.Reader, v int) error {

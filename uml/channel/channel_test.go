@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,11 @@ import (
 
 // The wire constants are part of the protocol: the guest and the host may be built apart.
 func TestWireConstants(t *testing.T) {
-	if recordData != 1 || recordAck != 2 || recordSize != 5 {
-		t.Errorf("records: data %d ack %d size %d, want 1, 2, 5", recordData, recordAck, recordSize)
+	if recordData != 1 || recordAck != 2 || recordSpool != 3 || recordSize != 5 {
+		t.Errorf("records: data %d ack %d spool %d size %d, want 1, 2, 3, 5", recordData, recordAck, recordSpool, recordSize)
+	}
+	if spoolName(7) != ".spool-7" {
+		t.Errorf("spoolName(7) = %q", spoolName(7))
 	}
 	if creditWindow != 3072 {
 		t.Errorf("creditWindow %d, want 3072 (below the guest tty's 4 KiB input buffer)", creditWindow)
@@ -89,7 +93,7 @@ func TestDialFindsBanner(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := &conn{r: strings.NewReader(input)}
-			sess, err := Dial(c, 1, io.Discard)
+			sess, err := Dial(c, 1, "", io.Discard)
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
 			}
@@ -116,7 +120,7 @@ func TestDialRejectsOtherVersion(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := &conn{r: strings.NewReader(input)}
-			sess, err := Dial(c, 1, io.Discard)
+			sess, err := Dial(c, 1, "", io.Discard)
 			if !errors.Is(err, ErrVersion) {
 				t.Fatalf("Dial = %v, want ErrVersion", err)
 			}
@@ -146,7 +150,7 @@ func TestDialNoBanner(t *testing.T) {
 		"other separator": "\nUMLAGENT\t1\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Dial(&conn{r: strings.NewReader(input)}, 1, io.Discard)
+			_, err := Dial(&conn{r: strings.NewReader(input)}, 1, "", io.Discard)
 			if !errors.Is(err, ErrNoBanner) {
 				t.Fatalf("Dial = %v, want ErrNoBanner", err)
 			}
@@ -170,7 +174,7 @@ func (r *errReader) Read(p []byte) (int, error) {
 
 func TestDialReadError(t *testing.T) {
 	boom := errors.New("line broke")
-	_, err := Dial(&conn{r: &errReader{data: []byte("noise\nmore"), err: boom}}, 1, io.Discard)
+	_, err := Dial(&conn{r: &errReader{data: []byte("noise\nmore"), err: boom}}, 1, "", io.Discard)
 	if !errors.Is(err, boom) || errors.Is(err, ErrNoBanner) {
 		t.Errorf("Dial = %v, want the read error", err)
 	}
@@ -179,12 +183,12 @@ func TestDialReadError(t *testing.T) {
 func TestDialGivesUpAfterMaxScan(t *testing.T) {
 	line := strings.Repeat("n", 99) + "\n"
 	noise := strings.Repeat(line, maxBannerScan/len(line)+1)
-	_, err := Dial(&conn{r: strings.NewReader(noise + Banner(1))}, 1, io.Discard)
+	_, err := Dial(&conn{r: strings.NewReader(noise + Banner(1))}, 1, "", io.Discard)
 	if err == nil || errors.Is(err, ErrNoBanner) || !strings.Contains(err.Error(), "no banner") {
 		t.Errorf("Dial after %d bytes of noise = %v, want a no-banner error", len(noise), err)
 	}
 	// Half as much is fine.
-	sess, err := Dial(&conn{r: strings.NewReader(noise[:len(noise)/2] + Banner(1))}, 1, io.Discard)
+	sess, err := Dial(&conn{r: strings.NewReader(noise[:len(noise)/2] + Banner(1))}, 1, "", io.Discard)
 	if err != nil {
 		t.Fatalf("Dial after half the limit: %v", err)
 	}
@@ -336,7 +340,7 @@ func creditPair(t *testing.T, slow bool) (*hostConn, *guestConn, *watchReader, *
 			watch = &watchReader{f: f, written: &written, slow: slow}
 			return watch
 		})
-	return newHostConn(host, host), &guestConn{line: guest}, watch, h2g
+	return newHostConn(host, host, ""), newGuestConn(guest, ""), watch, h2g
 }
 
 func TestCreditBothDirections(t *testing.T) {
@@ -492,8 +496,9 @@ func TestCreditCloseUnblocksWriter(t *testing.T) {
 	}
 	select {
 	case r := <-res:
-		if r.n != creditWindow || !errors.Is(r.err, errClosed) {
-			t.Errorf("Write = %d, %v; want %d, errClosed", r.n, r.err, creditWindow)
+		// One window: a data record's header and creditWindow-recordSize bytes.
+		if r.n != creditWindow-recordSize || !errors.Is(r.err, errClosed) {
+			t.Errorf("Write = %d, %v; want %d, errClosed", r.n, r.err, creditWindow-recordSize)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not unblock the writer")
@@ -524,8 +529,9 @@ func TestCreditLineEOFUnblocksWriter(t *testing.T) {
 	}
 	select {
 	case r := <-res:
-		if r.n != creditWindow || !errors.Is(r.err, errClosed) {
-			t.Errorf("Write = %d, %v; want %d, errClosed", r.n, r.err, creditWindow)
+		// One window: a data record's header and creditWindow-recordSize bytes.
+		if r.n != creditWindow-recordSize || !errors.Is(r.err, errClosed) {
+			t.Errorf("Write = %d, %v; want %d, errClosed", r.n, r.err, creditWindow-recordSize)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("EOF on the line did not unblock the writer")
@@ -549,7 +555,7 @@ func TestHostConnRecords(t *testing.T) {
 	in.Write(record(recordData, 3, "abc"))
 	in.Write(record(recordAck, 1000, "")) // more than in flight: clamps at 0
 	c := &conn{r: &in}
-	hc := newHostConn(c, c)
+	hc := newHostConn(c, c, "")
 	hc.inflight = 200
 	var out []string
 	buf := make([]byte, 2)
@@ -599,7 +605,7 @@ func TestHostConnBadRecords(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := &conn{r: bytes.NewReader(tc.in)}
-			hc := newHostConn(c, c)
+			hc := newHostConn(c, c, "")
 			_, err := io.ReadAll(hc)
 			if err == nil {
 				t.Fatal("no error")
@@ -618,8 +624,12 @@ func TestHostConnBadRecords(t *testing.T) {
 }
 
 func TestGuestConnRecords(t *testing.T) {
-	c := &conn{r: strings.NewReader("0123456789")}
-	gc := &guestConn{line: c}
+	var in bytes.Buffer
+	in.Write(record(recordData, 6, "012345"))
+	in.Write(record(recordData, 0, "")) // an empty record is skipped
+	in.Write(record(recordData, 4, "6789"))
+	c := &conn{r: &in}
+	gc := newGuestConn(c, "")
 	if n, err := gc.Write([]byte("hello")); n != 5 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
@@ -627,7 +637,7 @@ func TestGuestConnRecords(t *testing.T) {
 		t.Fatalf("empty Write = %d, %v", n, err)
 	}
 	buf := make([]byte, 4)
-	for _, want := range []string{"0123", "4567", "89"} {
+	for _, want := range []string{"0123", "45", "6789"} {
 		n, err := gc.Read(buf)
 		if err != nil || string(buf[:n]) != want {
 			t.Fatalf("Read = %q, %v; want %q", buf[:n], err, want)
@@ -636,16 +646,111 @@ func TestGuestConnRecords(t *testing.T) {
 	if n, err := gc.Read(buf); n != 0 || err != io.EOF {
 		t.Fatalf("Read at the end = %d, %v", n, err)
 	}
+	// The guest acknowledges every byte it took from the line, headers included: the line's
+	// reads here return the whole input at once.
 	var want []byte
 	want = append(want, record(recordData, 5, "hello")...)
-	want = append(want, record(recordAck, 4, "")...)
-	want = append(want, record(recordAck, 4, "")...)
-	want = append(want, record(recordAck, 2, "")...)
+	want = append(want, record(recordAck, 3*recordSize+10, "")...)
 	if got := c.w.Bytes(); !bytes.Equal(got, want) {
 		t.Errorf("guest wrote\n% x\nwant\n% x", got, want)
 	}
 	if err := gc.Close(); err != nil || !c.closed {
 		t.Errorf("Close = %v, closed %v", err, c.closed)
+	}
+}
+
+func TestGuestConnBadRecords(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"unknown type":           {record(9, 1, "x"), "unknown record type 9"},
+		"ack from the host":      {record(recordAck, 1, ""), "unknown record type 2"},
+		"truncated header":       {[]byte{recordData, 0, 0}, io.ErrUnexpectedEOF.Error()},
+		"truncated data":         {record(recordData, 10, "abc"), ""},
+		"spool without spooling": {record(recordSpool, 10, ""), "no spool directory"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			gc := newGuestConn(&conn{r: bytes.NewReader(tc.in)}, "")
+			_, err := io.ReadAll(gc)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestGuestConnReadsSpool(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, spoolName(0)), []byte("spooled!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	in.Write(record(recordData, 2, "ab"))
+	in.Write(record(recordSpool, 8, ""))
+	in.Write(record(recordData, 2, "cd"))
+	in.Write(record(recordSpool, 5, "")) // file 1 is missing
+	gc := newGuestConn(&conn{r: &in}, dir)
+	got, err := io.ReadAll(gc)
+	if string(got) != "abspooled!cd" {
+		t.Errorf("read %q", got)
+	}
+	if err == nil || !strings.Contains(err.Error(), "open spool file") {
+		t.Errorf("missing spool file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spoolName(0))); !os.IsNotExist(err) {
+		t.Errorf("the guest left spool file 0: %v", err)
+	}
+	// A file shorter than its record is an error, not a short stream.
+	os.WriteFile(filepath.Join(dir, spoolName(0)), []byte("abc"), 0o644)
+	gc = newGuestConn(&conn{r: bytes.NewReader(record(recordSpool, 8, ""))}, dir)
+	if _, err := io.ReadAll(gc); err == nil || !strings.Contains(err.Error(), "3 of 8 bytes") {
+		t.Errorf("short spool file: %v", err)
+	}
+}
+
+// TestSpoolBothDirections: large writes from the host go through spool files, small ones and
+// everything from the guest through the line, and the byte stream arrives whole and in order.
+func TestSpoolBothDirections(t *testing.T) {
+	dir := t.TempDir()
+	var written atomic.Int64
+	host, guest, _ := pipes(t,
+		func(w io.Writer) io.Writer { return countingWriter{w, &written} },
+		func(f *os.File) io.Reader { return f })
+	hc, gc := newHostConn(host, host, dir), newGuestConn(guest, dir)
+	const size = 8 << 20
+	down, up := randomData(t, size), randomData(t, size/4)
+	errs := make(chan error, 3)
+	go func() { errs <- writeChunks(hc, down) }()
+	go func() { errs <- writeChunks(gc, up) }()
+	go func() {
+		got, err := io.ReadAll(io.LimitReader(hc, int64(len(up))))
+		if err == nil && !bytes.Equal(got, up) {
+			err = errors.New("guest-to-host bytes differ")
+		}
+		errs <- err
+		// Keep reading, as yamux's receive loop does: acknowledgements return the host's credit.
+		io.Copy(io.Discard, hc)
+	}()
+	got, err := io.ReadAll(io.LimitReader(gc, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(down) {
+		t.Fatalf("host-to-guest bytes differ (%d of %d)", len(got), size)
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Most bytes went around the line: writeChunks writes pieces up to 70,000 bytes.
+	if line := written.Load(); line > size/20 {
+		t.Errorf("%d bytes crossed the line for %d sent, want most of them spooled", line, size)
+	}
+	left, _ := os.ReadDir(dir)
+	if len(left) != 0 {
+		t.Errorf("spool files left: %d", len(left))
 	}
 }
 
@@ -655,15 +760,14 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("line gone")
 func (failWriter) Close() error              { return nil }
 
 func TestGuestConnWriteErrors(t *testing.T) {
-	gc := &guestConn{line: failWriter{strings.NewReader("abc")}}
+	gc := newGuestConn(failWriter{bytes.NewReader(record(recordData, 3, "abc"))}, "")
 	if n, err := gc.Write([]byte("x")); n != 0 || err == nil {
 		t.Errorf("Write = %d, %v; want the line's error", n, err)
 	}
-	// The data read is returned, with the failed acknowledgement's error.
+	// A read whose acknowledgement fails reports it: the host would wait for that credit forever.
 	buf := make([]byte, 8)
-	n, err := gc.Read(buf)
-	if n != 3 || err == nil {
-		t.Errorf("Read = %d, %v; want 3 bytes and the ack's error", n, err)
+	if n, err := gc.Read(buf); err == nil || !strings.Contains(err.Error(), "line gone") {
+		t.Errorf("Read = %d, %v; want the ack's error", n, err)
 	}
 }
 
@@ -677,10 +781,10 @@ func sessions(t *testing.T, guestV, hostV int) (host, guest *yamux.Session, err 
 	}
 	gs := make(chan result, 1)
 	go func() {
-		s, err := Serve(guestEnd, guestV, io.Discard)
+		s, err := Serve(guestEnd, guestV, "", io.Discard)
 		gs <- result{s, err}
 	}()
-	host, err = Dial(hostEnd, hostV, io.Discard)
+	host, err = Dial(hostEnd, hostV, "", io.Discard)
 	g := <-gs
 	if g.err != nil {
 		t.Fatalf("Serve: %v", g.err)
@@ -818,7 +922,7 @@ func TestSessionConcurrentStreams(t *testing.T) {
 // The guest may send right after its banner; bytes the host's banner reader buffered are not lost.
 func TestSessionBytesRightAfterBanner(t *testing.T) {
 	hostEnd, guestEnd, _ := pipes(t, nil, nil)
-	guest, err := Serve(guestEnd, 1, io.Discard)
+	guest, err := Serve(guestEnd, 1, "", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,7 +937,7 @@ func TestSessionBytesRightAfterBanner(t *testing.T) {
 	// Let the banner, the stream's SYN and its data reach the pipe before the host reads at all,
 	// so that the host's first read takes them together.
 	time.Sleep(50 * time.Millisecond)
-	host, err := Dial(hostEnd, 1, io.Discard)
+	host, err := Dial(hostEnd, 1, "", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -852,13 +956,13 @@ func TestSessionOverNetPipe(t *testing.T) {
 	h, g := net.Pipe()
 	gs := make(chan *yamux.Session, 1)
 	go func() {
-		s, err := Serve(g, 1, io.Discard)
+		s, err := Serve(g, 1, "", io.Discard)
 		if err != nil {
 			t.Error(err)
 		}
 		gs <- s
 	}()
-	host, err := Dial(h, 1, io.Discard)
+	host, err := Dial(h, 1, "", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -894,7 +998,7 @@ func TestSessionOverNetPipe(t *testing.T) {
 }
 
 func TestServeWriteError(t *testing.T) {
-	_, err := Serve(failWriter{strings.NewReader("")}, 1, io.Discard)
+	_, err := Serve(failWriter{strings.NewReader("")}, 1, "", io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "banner") {
 		t.Errorf("Serve = %v, want a banner write error", err)
 	}
