@@ -201,7 +201,7 @@ type guestConn struct {
 	spoolDir string // where the host's spool files are, as the guest sees it; "" for none
 	spoolSeq uint64
 
-	wmu sync.Mutex // keeps records whole: acks and data are written by different goroutines
+	wmu  sync.Mutex // keeps records whole: acks and data are written by different goroutines
 	whdr [recordSize]byte
 
 	// The reading side, used by one goroutine (yamux's receive loop). in holds bytes read from
