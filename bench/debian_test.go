@@ -208,8 +208,9 @@ func parseCacheStats(out string) (cacheStats, error) {
 
 // step is one stretch of a build, from one of the marks parseSteps knows to the next.
 type step struct {
-	name string // "module debian", "provisioner shell", or "other"
-	took time.Duration
+	name  string // "module debian", "provisioner shell", or "other"
+	took  time.Duration
+	start time.Time // whole seconds, as packer prints them
 }
 
 // uiLine is a line of `packer build -timestamp-ui`: the RFC 3339 time (whole seconds), then what
@@ -279,7 +280,7 @@ func parseSteps(out string) []step {
 		if i+1 < len(marks) {
 			end = marks[i+1].at
 		}
-		steps = append(steps, step{mk.name, end.Sub(mk.at)})
+		steps = append(steps, step{mk.name, end.Sub(mk.at), mk.at})
 	}
 	return steps
 }

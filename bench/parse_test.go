@@ -65,25 +65,31 @@ func TestParseCacheStats(t *testing.T) {
 
 func TestParseSteps(t *testing.T) {
 	want := []step{
-		{"other", 4 * time.Second}, // 15:43:23 (checking the host) to the network module at 15:43:27
-		{"module network", time.Second},
-		{"module mkfs", 3 * time.Second},
-		{"module mount", time.Second},
-		{"module debian", 11*time.Minute + 28*time.Second}, // its output and the network's progress do not end it
-		{"module uml", 30 * time.Second},
-		{"other", time.Second}, // modules done
-		{"provisioner shell", 4 * time.Second},
-		{"module umount", time.Second},
-		{"other", 9 * time.Second}, // post_modules done, shutdown, resize, to the last timestamp
+		{name: "other", took: 4 * time.Second}, // 15:43:23 (checking the host) to the network module at 15:43:27
+		{name: "module network", took: time.Second},
+		{name: "module mkfs", took: 3 * time.Second},
+		{name: "module mount", took: time.Second},
+		{name: "module debian", took: 11*time.Minute + 28*time.Second}, // its output and the network's progress do not end it
+		{name: "module uml", took: 30 * time.Second},
+		{name: "other", took: time.Second}, // modules done
+		{name: "provisioner shell", took: 4 * time.Second},
+		{name: "module umount", took: time.Second},
+		{name: "other", took: 9 * time.Second}, // post_modules done, shutdown, resize, to the last timestamp
 	}
 	got := parseSteps(sampleBuild)
 	if len(got) != len(want) {
 		t.Fatalf("got %d steps %v, want %d %v", len(got), got, len(want), want)
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if got[i].name != want[i].name || got[i].took != want[i].took {
 			t.Errorf("step %d: got %v, want %v", i, got[i], want[i])
 		}
+	}
+	if first := got[0].start.UTC().Format("15:04:05"); first != "15:43:23" {
+		t.Errorf("first step starts at %s, want 15:43:23", first)
+	}
+	if s := got[1].start.Sub(got[0].start); s != 4*time.Second {
+		t.Errorf("second step starts %s after the first, want 4s", s)
 	}
 	rows := stepRows(got, got)
 	last := rows[len(rows)-1]
