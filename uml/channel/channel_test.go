@@ -477,44 +477,61 @@ type writeResult struct {
 	err error
 }
 
-func TestCreditCloseUnblocksWriter(t *testing.T) {
+func TestCreditCloseStopsSender(t *testing.T) {
 	hc, _, _, h2g := creditPair(t, false)
-	res := make(chan writeResult, 1)
-	go func() {
-		n, err := hc.Write(make([]byte, 10_000))
-		res <- writeResult{n, err}
-	}()
-	// The guest reads nothing: the host writes one window and waits.
+	// Write queues; the sender sends one window and waits, since the guest reads nothing.
+	if n, err := hc.Write(make([]byte, 10_000)); n != 10_000 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
 	waitPipe(t, h2g, creditWindow)
-	select {
-	case r := <-res:
-		t.Fatalf("Write returned %d, %v without credit", r.n, r.err)
-	case <-time.After(50 * time.Millisecond):
+	time.Sleep(50 * time.Millisecond)
+	if q, err := fionread(h2g); err != nil || q != creditWindow {
+		t.Fatalf("%d bytes in the pipe (%v), want one window, %d", q, err, creditWindow)
 	}
 	if err := hc.Close(); err != nil {
 		t.Fatal(err)
-	}
-	select {
-	case r := <-res:
-		// One window: a data record's header and creditWindow-recordSize bytes.
-		if r.n != creditWindow-recordSize || !errors.Is(r.err, errClosed) {
-			t.Errorf("Write = %d, %v; want %d, errClosed", r.n, r.err, creditWindow-recordSize)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock the writer")
 	}
 	if n, err := hc.Write([]byte("x")); n != 0 || !errors.Is(err, errClosed) {
 		t.Errorf("Write after Close = %d, %v", n, err)
 	}
 }
 
-func TestCreditLineEOFUnblocksWriter(t *testing.T) {
-	hc, gc, _, h2g := creditPair(t, false)
+func TestCreditWriterWaitsForQueue(t *testing.T) {
+	hc, _, _, _ := creditPair(t, false)
 	res := make(chan writeResult, 1)
 	go func() {
-		n, err := hc.Write(make([]byte, 2*creditWindow+1))
-		res <- writeResult{n, err}
+		// The guest reads nothing: the sender holds its first batch, the queue fills up to
+		// maxQueued behind it, and the writer waits.
+		chunk := make([]byte, 1<<20)
+		for i := 0; i < 3*maxQueued/len(chunk); i++ {
+			if n, err := hc.Write(chunk); err != nil {
+				res <- writeResult{n, err}
+				return
+			}
+		}
+		res <- writeResult{}
 	}()
+	select {
+	case r := <-res:
+		t.Fatalf("Write returned %d, %v with a full queue", r.n, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	hc.Close()
+	select {
+	case r := <-res:
+		if !errors.Is(r.err, errClosed) {
+			t.Errorf("Write = %d, %v; want errClosed", r.n, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock the writer")
+	}
+}
+
+func TestCreditLineEOFStopsSender(t *testing.T) {
+	hc, gc, _, h2g := creditPair(t, false)
+	if _, err := hc.Write(make([]byte, 2*creditWindow+1)); err != nil {
+		t.Fatal(err)
+	}
 	rerr := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, hc); rerr <- err }()
 	waitPipe(t, h2g, creditWindow)
@@ -527,14 +544,8 @@ func TestCreditLineEOFUnblocksWriter(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("host reader did not see EOF")
 	}
-	select {
-	case r := <-res:
-		// One window: a data record's header and creditWindow-recordSize bytes.
-		if r.n != creditWindow-recordSize || !errors.Is(r.err, errClosed) {
-			t.Errorf("Write = %d, %v; want %d, errClosed", r.n, r.err, creditWindow-recordSize)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("EOF on the line did not unblock the writer")
+	if _, err := hc.Write([]byte("x")); !errors.Is(err, errClosed) {
+		t.Errorf("Write after EOF: %v, want errClosed", err)
 	}
 }
 

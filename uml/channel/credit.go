@@ -56,42 +56,101 @@ func spoolName(seq uint64) string { return ".spool-" + strconv.FormatUint(seq, 1
 // errClosed is returned by a closed hostConn.
 var errClosed = errors.New("channel closed")
 
-// hostConn is the host's end: writes wait for credit, reads unpack data records and take acks.
+// hostConn is the host's end. Writes are queued and sent by one goroutine of the hostConn's own, so
+// that bytes written while it is busy (writing a spool file, waiting for credit) go out together:
+// yamux writes each frame's header and body apart, and a proxied download arrives in pieces of
+// whatever size the network delivers; sent one by one, most of them would be too small to spool.
+// Reads unpack data records and take acks.
 type hostConn struct {
 	raw      io.ReadWriteCloser
 	r        io.Reader // raw, after the banner
 	spoolDir string    // "" when large writes cross the line too
 
-	wmu      sync.Mutex // keeps records whole and in spool order: one writer at a time
-	spoolSeq uint64     // the next spool file's number; guarded by wmu
-	wbuf     []byte     // header and data of one data record; guarded by wmu
+	spoolSeq uint64 // the next spool file's number; only the sender uses it
+	wbuf     []byte // header and data of one data record; only the sender uses it
 
-	mu       sync.Mutex // guards inflight, closed and their condition
-	cond     *sync.Cond
+	mu       sync.Mutex // guards everything below and the conditions
+	cond     *sync.Cond // credit returned, or closed
 	inflight int
 	closed   bool
+	qcond    *sync.Cond // queue changed, or closed
+	queue    []byte     // written, not yet sent
+	spare    []byte     // the sender's last batch, reused as the next queue
+	sendErr  error      // the sender's error: later writes fail with it
 
 	rest int // bytes left in the current data record; only the reading goroutine uses it
 	hdr  [recordSize]byte
 }
 
+// maxQueued bounds the bytes Write accepts ahead of the sender; a writer waits beyond it.
+const maxQueued = 8 << 20
+
 func newHostConn(raw io.ReadWriteCloser, r io.Reader, spoolDir string) *hostConn {
 	c := &hostConn{raw: raw, r: r, spoolDir: spoolDir, wbuf: make([]byte, creditWindow)}
 	c.cond = sync.NewCond(&c.mu)
+	c.qcond = sync.NewCond(&c.mu)
+	go c.sender()
 	return c
 }
 
+// Write queues p for the sender. It fails once the connection is closed or the sender failed.
 func (c *hostConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.queue) >= maxQueued && !c.closed && c.sendErr == nil {
+		c.qcond.Wait()
+	}
+	if c.sendErr != nil {
+		return 0, c.sendErr
+	}
+	if c.closed {
+		return 0, errClosed
+	}
+	c.queue = append(c.queue, p...)
+	c.qcond.Broadcast()
+	return len(p), nil
+}
+
+// sender sends what is queued, all of it at once, until the connection closes or a send fails.
+func (c *hostConn) sender() {
+	for {
+		c.mu.Lock()
+		for len(c.queue) == 0 && !c.closed {
+			c.qcond.Wait()
+		}
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.qcond.Broadcast()
+		c.mu.Unlock()
+
+		err := c.send(batch)
+
+		c.mu.Lock()
+		c.spare = batch[:0]
+		if err != nil {
+			c.sendErr = err
+			c.qcond.Broadcast()
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// send writes p as one spool file when it is large and there is a spool directory, else as data
+// records that fit the credit.
+func (c *hostConn) send(p []byte) error {
 	if c.spoolDir != "" && len(p) >= spoolThreshold {
 		return c.spool(p)
 	}
-	written := 0
 	for len(p) > 0 {
 		credit, err := c.takeCredit(min(len(p)+recordSize, creditWindow))
 		if err != nil {
-			return written, err
+			return err
 		}
 		n := credit - recordSize
 		rec := c.wbuf[:credit]
@@ -99,33 +158,30 @@ func (c *hostConn) Write(p []byte) (int, error) {
 		binary.BigEndian.PutUint32(rec[1:recordSize], uint32(n))
 		copy(rec[recordSize:], p[:n])
 		if _, err := c.raw.Write(rec); err != nil {
-			return written, err
+			return err
 		}
-		written += n
 		p = p[n:]
 	}
-	return written, nil
+	return nil
 }
 
 // spool writes p to the next spool file, then sends the record that names it.
-func (c *hostConn) spool(p []byte) (int, error) {
+func (c *hostConn) spool(p []byte) error {
 	seq := c.spoolSeq
 	c.spoolSeq++
 	// 0644: with Packer as root the guest's UML runs as another user (see builder's
 	// step_unprivileged), which must read the file; the directory itself is closed to others.
 	if err := os.WriteFile(filepath.Join(c.spoolDir, spoolName(seq)), p, 0o644); err != nil {
-		return 0, fmt.Errorf("channel: spool %d bytes: %w", len(p), err)
+		return fmt.Errorf("channel: spool %d bytes: %w", len(p), err)
 	}
 	if _, err := c.takeCredit(recordSize); err != nil {
-		return 0, err
+		return err
 	}
 	var rec [recordSize]byte
 	rec[0] = recordSpool
 	binary.BigEndian.PutUint32(rec[1:], uint32(len(p)))
-	if _, err := c.raw.Write(rec[:]); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	_, err := c.raw.Write(rec[:])
+	return err
 }
 
 // takeCredit waits until the window has room for a record header and one byte of data (or, for
@@ -186,6 +242,7 @@ func (c *hostConn) shut() {
 	c.mu.Lock()
 	c.closed = true
 	c.cond.Broadcast()
+	c.qcond.Broadcast()
 	c.mu.Unlock()
 }
 
