@@ -6,10 +6,14 @@ import (
 	"path/filepath"
 )
 
-// Artifact is the image file. Destroy removes only what this build wrote (the image and its console
-// log, then the output directory if that leaves it empty), never other files a user keeps there.
+// Artifact is the image file, or the file of another format made from it (format). Destroy removes
+// only what this build wrote (that file and the console log, then the output directory if that
+// leaves it empty), never other files a user keeps there.
 type Artifact struct {
-	ImagePath     string
+	// ImagePath is the artifact's file: the raw image, the qcow2 or vmdk image, or the tar archive.
+	ImagePath string
+	// Format is the builder's format: raw, qcow2, vmdk or tar.
+	Format        string
 	ConsoleLog    string
 	FSType        string
 	SizeMiB       int
@@ -22,14 +26,20 @@ type Artifact struct {
 // BuilderId identifies the builder that made the artifact.
 func (a *Artifact) BuilderId() string { return BuilderID }
 
-// Files lists the image file: the one file post-processors (checksum, compress, manifest) take.
+// Files lists the artifact's file: the one file post-processors (checksum, compress, manifest) take.
 func (a *Artifact) Files() []string { return []string{a.ImagePath} }
 
-// Id is the image file's name.
+// Id is the artifact file's name.
 func (a *Artifact) Id() string { return filepath.Base(a.ImagePath) }
 
 func (a *Artifact) String() string {
-	return fmt.Sprintf("Root filesystem image: %s (%d MiB %s, built with UML kernel %s)", a.ImagePath, a.SizeMiB, a.FSType, a.KernelVersion)
+	switch a.Format {
+	case "", defaultFormat:
+		return fmt.Sprintf("Root filesystem image: %s (%d MiB %s, built with UML kernel %s)", a.ImagePath, a.SizeMiB, a.FSType, a.KernelVersion)
+	case "tar":
+		return fmt.Sprintf("Root filesystem archive: %s (tar of a %d MiB %s image, built with UML kernel %s)", a.ImagePath, a.SizeMiB, a.FSType, a.KernelVersion)
+	}
+	return fmt.Sprintf("Root filesystem image: %s (%s, %d MiB %s, built with UML kernel %s)", a.ImagePath, a.Format, a.SizeMiB, a.FSType, a.KernelVersion)
 }
 
 // State returns builder-specific data by name.
@@ -37,6 +47,8 @@ func (a *Artifact) State(name string) interface{} {
 	switch name {
 	case "ImagePath":
 		return a.ImagePath
+	case "Format":
+		return a.Format
 	case "FSType":
 		return a.FSType
 	case "SizeMiB":
@@ -47,7 +59,7 @@ func (a *Artifact) State(name string) interface{} {
 	return a.StateData[name]
 }
 
-// Destroy removes the image and the console log.
+// Destroy removes the artifact's file and the console log.
 func (a *Artifact) Destroy() error {
 	if err := os.Remove(a.ImagePath); err != nil && !os.IsNotExist(err) {
 		return err

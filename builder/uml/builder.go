@@ -53,9 +53,9 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		outputDir = stepNothing{} // the rootstrap command writes one file, in a directory that exists
 	}
 	steps := []multistep.Step{
-		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network(), FreeSpace: c.FreeSpace},
+		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network(), FreeSpace: c.resizeMiB(), Format: c.Format},
 		outputDir,
-		&stepCreateImage{Path: c.imageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
+		&stepCreateImage{Path: c.rawImageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
 		&stepUnprivileged{ExtraDisks: c.ExtraDisks},
 		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
 			UserNet:   c.network() != nil && c.Network.Transport == "libslirp",
@@ -68,8 +68,10 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		new(commonsteps.StepProvision),
 		new(stepReleaseChroot),
 		&stepRunModules{Field: "post_modules", Names: c.PostModules},
+		multistep.If(c.Format == "tar", &stepTarImage{FSType: c.FSType}),
 		&stepShutdown{Timeout: c.ShutdownTimeout},
-		&stepResizeImage{FreeSpaceMiB: c.FreeSpace},
+		&stepResizeImage{FreeSpaceMiB: c.resizeMiB()},
+		multistep.If(c.Format != defaultFormat, &stepExportImage{Format: c.Format, Compress: c.DiskCompression, Path: c.imageFile()}),
 	}
 	b.runner = commonsteps.NewRunnerWithPauseFn(steps, c.PackerConfig, ui, state)
 	b.runner.Run(ctx, state)
@@ -88,8 +90,13 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	if resized, ok := state.GetOk(stateImageSizeMiB); ok {
 		size = resized.(int)
 	}
+	path := state.Get(stateImagePath).(string)
+	if p, ok := state.GetOk(stateArtifactPath); ok {
+		path = p.(string)
+	}
 	a := &Artifact{
-		ImagePath:     state.Get(stateImagePath).(string),
+		ImagePath:     path,
+		Format:        c.Format,
 		ConsoleLog:    c.consoleLog(),
 		FSType:        c.FSType,
 		SizeMiB:       size,

@@ -32,8 +32,19 @@ type Config struct {
 	// The directory that receives the image and the console log. It must not exist unless
 	// `packer build -force` is used. Defaults to `output-<build name>`.
 	OutputDir string `mapstructure:"output_directory"`
-	// The image file's name in `output_directory`. Defaults to `<build name>.img`.
+	// The artifact's file name in `output_directory`. Defaults to `<build name>` with the format's
+	// extension: `.img` (raw), `.qcow2`, `.vmdk` or `.tar`.
 	ImageName string `mapstructure:"image_name"`
+	// The artifact's format: `raw` (the filesystem image itself, the default), `qcow2` or `vmdk` (the
+	// raw image converted with `qemu-img convert` on the host, which needs Debian's `qemu-utils`), or
+	// `tar` (an archive of the filesystem's files, made in the guest with GNU tar: numeric owners,
+	// modes, device nodes, extended attributes and ACLs kept). Other than for `raw`, the build
+	// writes the raw image as `<image_name>.raw` next to the artifact and removes it once the
+	// artifact is complete.
+	Format string `mapstructure:"format"`
+	// Compress the `qcow2` image's clusters (`qemu-img convert -c`): a smaller file, slower to
+	// write and to read. `qcow2` only. Defaults to `false`.
+	DiskCompression bool `mapstructure:"disk_compression"`
 	// Memory of the guest in MiB (UML's `mem=`). Defaults to `256`.
 	Memory int `mapstructure:"memory"`
 	// More image files attached to the guest, in order, as `ubd2`, `ubd3`, ... (`/dev/ubdc`, ...):
@@ -93,7 +104,8 @@ type Config struct {
 	CacheDir string `mapstructure:"cache_dir"`
 	// After the modules, resize the filesystem so that about this many MiB are free, and the image file
 	// with it (rootstrap's `freespace`). `0`, the default, keeps `image_size`. ext2, ext3 and ext4
-	// only: xfs cannot shrink and btrfs resizing is not supported here.
+	// only: xfs cannot shrink and btrfs resizing is not supported here. A `qcow2` or `vmdk` artifact
+	// is converted from the resized image; with format `tar` the setting is ignored.
 	FreeSpace int `mapstructure:"free_space"`
 	// When a module fails, open an interactive shell in the guest on Packer's terminal, with the
 	// module's environment (`sh -x $MODULE` runs it again, traced). Leaving the shell with status 1

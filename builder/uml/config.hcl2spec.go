@@ -24,6 +24,8 @@ type FlatConfig struct {
 	FSType              *string                     `mapstructure:"fstype" cty:"fstype" hcl:"fstype"`
 	OutputDir           *string                     `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
 	ImageName           *string                     `mapstructure:"image_name" cty:"image_name" hcl:"image_name"`
+	Format              *string                     `mapstructure:"format" cty:"format" hcl:"format"`
+	DiskCompression     *bool                       `mapstructure:"disk_compression" cty:"disk_compression" hcl:"disk_compression"`
 	Memory              *int                        `mapstructure:"memory" cty:"memory" hcl:"memory"`
 	ExtraDisks          []string                    `mapstructure:"extra_disks" cty:"extra_disks" hcl:"extra_disks"`
 	UMLArgs             []string                    `mapstructure:"uml_args" cty:"uml_args" hcl:"uml_args"`
@@ -70,6 +72,8 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"fstype":                     &hcldec.AttrSpec{Name: "fstype", Type: cty.String, Required: false},
 		"output_directory":           &hcldec.AttrSpec{Name: "output_directory", Type: cty.String, Required: false},
 		"image_name":                 &hcldec.AttrSpec{Name: "image_name", Type: cty.String, Required: false},
+		"format":                     &hcldec.AttrSpec{Name: "format", Type: cty.String, Required: false},
+		"disk_compression":           &hcldec.AttrSpec{Name: "disk_compression", Type: cty.Bool, Required: false},
 		"memory":                     &hcldec.AttrSpec{Name: "memory", Type: cty.Number, Required: false},
 		"extra_disks":                &hcldec.AttrSpec{Name: "extra_disks", Type: cty.List(cty.String), Required: false},
 		"uml_args":                   &hcldec.AttrSpec{Name: "uml_args", Type: cty.List(cty.String), Required: false},

@@ -55,6 +55,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	problems := c.applyRootstrapConfig()
 	c.setDefaults()
 	problems = append(problems, c.validate()...)
+	problems = append(problems, c.validateFormat()...)
 	problems = append(problems, c.prepareModules()...)
 	for _, err := range problems {
 		errs = packersdk.MultiErrorAppend(errs, err)
@@ -62,7 +63,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if errs != nil && len(errs.Errors) > 0 {
 		return nil, errs
 	}
-	return nil, nil
+	return c.formatWarnings(), nil
 }
 
 func (c *Config) setDefaults() {
@@ -75,8 +76,11 @@ func (c *Config) setDefaults() {
 	if c.OutputDir == "" {
 		c.OutputDir = "output-" + c.PackerBuildName
 	}
+	if c.Format == "" {
+		c.Format = defaultFormat
+	}
 	if c.ImageName == "" {
-		c.ImageName = c.PackerBuildName + ".img"
+		c.ImageName = c.defaultImageName()
 	}
 	if c.Memory == 0 {
 		c.Memory = defaultMemory

@@ -88,7 +88,7 @@ func TestPrepareKeepsSetValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		ImageSize: 4096, FSType: "xfs", OutputDir: "out/dir", ImageName: "root.img", Memory: 1024,
+		ImageSize: 4096, FSType: "xfs", OutputDir: "out/dir", ImageName: "root.img", Format: "raw", Memory: 1024,
 		BootTimeout: 30 * time.Second, ShutdownTimeout: 5 * time.Minute, Kernel: kernel,
 		ExtraDisks: []string{disk}, UMLArgs: []string{"loglevel=7", "quiet"},
 	}
@@ -300,7 +300,7 @@ func TestBuilderPrepare(t *testing.T) {
 	// Every mapstructure key is in the HCL2 spec.
 	spec := b.ConfigSpec()
 	for _, key := range []string{"kernel", "image_size", "fstype", "output_directory", "image_name", "memory",
-		"extra_disks", "uml_args", "chroot", "boot_timeout", "shutdown_timeout"} {
+		"extra_disks", "uml_args", "chroot", "boot_timeout", "shutdown_timeout", "format", "disk_compression"} {
 		if _, ok := spec[key]; !ok {
 			t.Errorf("HCL2 spec lacks %q", key)
 		}

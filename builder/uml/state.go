@@ -16,6 +16,11 @@ const (
 	stateImagePath = "image_path"
 	// stateImageSizeMiB (int): the image's size when stepResizeImage changed it.
 	stateImageSizeMiB = "image_size_mib"
+	// stateTarPath (string): the host path of the archive stepTarImage made in the staging directory.
+	stateTarPath = "tar_path"
+	// stateArtifactPath (string): the artifact file, by stepExportImage when format is not raw
+	// (stateImagePath is the artifact otherwise).
+	stateArtifactPath = "artifact_path"
 	// stateRunAs (*syscall.Credential) and stateInitBinary (string) are produced by stepUnprivileged
 	// when Packer runs as root: the user UML runs as and the copy of the plugin it runs as init.
 	stateRunAs      = "run_as"

@@ -31,6 +31,8 @@ type stepPreflight struct {
 	Modules []string
 	// FreeSpace is free_space: the host's e2fsprogs resize the image.
 	FreeSpace int
+	// Format is format: qcow2 and vmdk need qemu-img, tar the host's GNU tar (the guest runs it).
+	Format string
 	// Network is the network module's options when the guest gets the network, else nil.
 	Network *modules.NetworkOptions
 }
@@ -66,6 +68,7 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 			}
 		}
 	}
+	problems = append(problems, formatToolProblems(s.Format)...)
 	if s.Network != nil {
 		problems = append(problems, transportProblems(s.Network)...)
 	}
