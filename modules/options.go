@@ -80,6 +80,11 @@ type DebianOptions struct {
 	Variant string `mapstructure:"variant"`
 	// debootstrap's `--components` (not in rootstrap).
 	Components []string `mapstructure:"components"`
+	// Resolve and download the packages on the host first (debootstrap `--make-tarball`, no root
+	// needed, through the build's package cache), then install them in the guest from that tarball
+	// (`--unpack-tarball`): the same packages, much faster than downloading in the guest. Defaults
+	// to `true` (not in rootstrap); only the built-in module with the build's proxy does it.
+	HostDownload *bool `mapstructure:"host_download"`
 }
 
 // UMLOptions are the `uml` module's options (`[uml]` in rootstrap.conf).

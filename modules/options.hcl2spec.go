@@ -23,6 +23,7 @@ type FlatDebianOptions struct {
 	ForceYes       *bool    `mapstructure:"force_yes" cty:"force_yes" hcl:"force_yes"`
 	Variant        *string  `mapstructure:"variant" cty:"variant" hcl:"variant"`
 	Components     []string `mapstructure:"components" cty:"components" hcl:"components"`
+	HostDownload   *bool    `mapstructure:"host_download" cty:"host_download" hcl:"host_download"`
 }
 
 // FlatMapstructure returns a new FlatDebianOptions.
@@ -50,6 +51,7 @@ func (*FlatDebianOptions) HCL2Spec() map[string]hcldec.Spec {
 		"force_yes":       &hcldec.AttrSpec{Name: "force_yes", Type: cty.Bool, Required: false},
 		"variant":         &hcldec.AttrSpec{Name: "variant", Type: cty.String, Required: false},
 		"components":      &hcldec.AttrSpec{Name: "components", Type: cty.List(cty.String), Required: false},
+		"host_download":   &hcldec.AttrSpec{Name: "host_download", Type: cty.Bool, Required: false},
 	}
 	return s
 }

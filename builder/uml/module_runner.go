@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
@@ -43,6 +44,9 @@ type moduleRunner struct {
 	imageSizeMiB int
 	// shell runs the debug shell (set by the builder: the user's terminal).
 	shell debugShell
+	// hostProxy is the build's proxy (and package cache) for clients on the host, hostWorkDir the
+	// build's temporary directory: the debian module's host phase uses both (debian_prefetch.go).
+	hostProxy, hostWorkDir string
 }
 
 // debugShell runs an interactive shell in the guest with env and returns its exit status.
@@ -112,6 +116,26 @@ func (r *moduleRunner) Run(ctx context.Context, name, hostPath string, extra map
 		fixed[k] = v
 	}
 	env := r.env.For(name, extra, fixed)
+	if r.prefetchEnabled(m, env) {
+		lines := &uiLines{ui: r.ui, prefix: name + " (host): "}
+		w := io.Writer(lines)
+		if out != nil {
+			w = out
+		}
+		started := time.Now()
+		tarball, err := r.prefetchDebian(ctx, m, env, w)
+		lines.flush()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.ui.Error(fmt.Sprintf("module %s: the download on the host failed (%v); the guest downloads instead (set host_download = false in the debian block to skip this)", name, err))
+		} else {
+			r.ui.Say(fmt.Sprintf("module %s: packages resolved and downloaded on the host in %s", name, time.Since(started).Round(time.Second)))
+			// The guest sees the host's files under $HOST (its own /tmp hides the host's).
+			env = append(env, "DEBOOTSTRAP_TARBALL="+path.Join(agent.HostDir, tarball))
+		}
+	}
 	for {
 		code, stderrTail, err := r.exec(ctx, name, guestPath, env, out, errOut)
 		if err != nil {

@@ -16,7 +16,8 @@ import (
 // stepPrepareModules makes the runner that the module steps and the communicator share: every
 // module's environment, the proxy, and the debug shell on the user's terminal.
 //
-// Uses: stateConfig, ui, stateAgent, stateProxyURL. Produces: stateModuleRunner.
+// Uses: stateConfig, ui, stateAgent, stateProxyURL, stateHostProxyURL, stateWorkDir. Produces:
+// stateModuleRunner.
 type stepPrepareModules struct{}
 
 func (s *stepPrepareModules) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -30,6 +31,8 @@ func (s *stepPrepareModules) Run(ctx context.Context, state multistep.StateBag) 
 	}
 	r := newModuleRunner(client, ui, c, workDir, proxy)
 	_, r.copyHostModules = state.GetOk(stateRunAs)
+	r.hostProxy, _ = state.Get(stateHostProxyURL).(string)
+	r.hostWorkDir, _ = state.Get(stateWorkDir).(string)
 	r.shell = func(ctx context.Context, env []string, dir string) (int, error) {
 		return terminalShell(ctx, client, env, dir)
 	}

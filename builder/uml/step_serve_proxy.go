@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -23,16 +25,24 @@ const progressInterval = 10 * time.Second
 // guest's processes make to the agent's loopback port arrive here over the channel, and the host
 // dials out with its own resolver and network.
 //
-// Uses: ui, stateAgent. Produces: stateProxyURL (the proxy's URL in the guest).
+// The same proxy also listens on the host's loopback, for the debian module's host phase
+// (debian_prefetch.go), so that its downloads fill the same package cache.
+//
+// Uses: ui, stateAgent. Produces: stateProxyURL (the proxy's URL in the guest) and
+// stateHostProxyURL (its URL on the host).
 type stepServeProxy struct {
 	Enabled bool
 	// CacheDir holds the package cache; "" for none.
 	CacheDir string
 
-	stop  chan struct{}
-	cache *pkgcache.Cache
-	ui    packersdk.Ui
+	stop   chan struct{}
+	cache  *pkgcache.Cache
+	ui     packersdk.Ui
+	server *http.Server
 }
+
+// stateHostProxyURL (string): the build's proxy on the host's loopback, by stepServeProxy.
+const stateHostProxyURL = "host_proxy_url"
 
 func (s *stepServeProxy) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
 	if !s.Enabled {
@@ -62,6 +72,14 @@ func (s *stepServeProxy) Run(_ context.Context, state multistep.StateBag) multis
 			log.Printf("proxy: %v", err)
 		}
 	}()
+	// Host clients: loopback only, an ephemeral port, for this build's own processes.
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		log.Printf("proxy: no listener on the host's loopback: %v", err)
+	} else {
+		s.server = &http.Server{Handler: handler, ReadHeaderTimeout: time.Minute}
+		go s.server.Serve(l)
+		state.Put(stateHostProxyURL, "http://"+l.Addr().String())
+	}
 	s.stop = make(chan struct{})
 	go reportDownloads(ui, &received, s.stop)
 	state.Put(stateProxyURL, "http://"+agent.DefaultProxyAddr)
@@ -70,6 +88,9 @@ func (s *stepServeProxy) Run(_ context.Context, state multistep.StateBag) multis
 }
 
 func (s *stepServeProxy) Cleanup(multistep.StateBag) {
+	if s.server != nil {
+		s.server.Close()
+	}
 	if s.stop != nil {
 		close(s.stop)
 	}
@@ -96,7 +117,7 @@ func reportDownloads(ui packersdk.Ui, received *atomic.Int64, stop <-chan struct
 				continue
 			}
 			rate := float64(now-last) / progressInterval.Seconds()
-			ui.Message(fmt.Sprintf("network: %.1f MiB downloaded by the guest (%.2f MB/s)", float64(now)/(1<<20), rate/1e6))
+			ui.Message(fmt.Sprintf("network: %.1f MiB downloaded through the build's proxy (%.2f MB/s)", float64(now)/(1<<20), rate/1e6))
 			last = now
 		}
 	}
