@@ -23,8 +23,11 @@ const (
 	stateArtifactPath = "artifact_path"
 	// stateRunAs (*syscall.Credential) and stateInitBinary (string) are produced by stepUnprivileged
 	// when Packer runs as root: the user UML runs as and the copy of the plugin it runs as init.
-	stateRunAs      = "run_as"
-	stateInitBinary = "init_binary"
+	// stateKernelBinary (string), also by stepUnprivileged: a copy of the kernel that user can run,
+	// when the kernel found is out of its reach (root's own, in ~/.local/share).
+	stateRunAs        = "run_as"
+	stateInitBinary   = "init_binary"
+	stateKernelBinary = "kernel_binary"
 	// stateMachine (*machine.Machine) and stateConsole (*machine.Console) are produced by stepBoot.
 	stateMachine = "machine"
 	stateConsole = "console"

@@ -65,7 +65,7 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		return haltf(state, "boot: %w", err)
 	}
 	spec := machine.Spec{
-		Kernel:     k.Path,
+		Kernel:     kernelBinary(state, k.Path),
 		UMID:       "packer-uml-" + randomHex(6),
 		UMLDir:     workDir,
 		TmpDir:     workDir,
@@ -119,6 +119,7 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		// The whole console goes to Packer's log (shown with PACKER_LOG=1).
 		OnLine: func(line string) { log.Print("[uml console] " + packersdk.LogSecretFilter.FilterString(line)) },
 	}
+	ui.Say(fmt.Sprintf("Kernel: %s %s, %s", k.Path, k.Version, k.Mode()))
 	ui.Say(fmt.Sprintf("Booting UML (%d MiB memory); console log: %s", s.MemoryMiB, s.ConsoleLog))
 	args, _ := spec.Args()
 	log.Printf("uml command line: %s %v", spec.Kernel, args)
@@ -183,6 +184,14 @@ func initBinary(state multistep.StateBag, self string) string {
 		return p.(string)
 	}
 	return self
+}
+
+// kernelBinary is the kernel UML runs: the one found, or the copy stepUnprivileged made.
+func kernelBinary(state multistep.StateBag, found string) string {
+	if p, ok := state.GetOk(stateKernelBinary); ok {
+		return p.(string)
+	}
+	return found
 }
 
 // runAs is the user UML runs as, nil for Packer's own.

@@ -52,6 +52,8 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 		problems = append(problems, fmt.Sprintf("%v: install Debian's user-mode-linux package (apt-get install user-mode-linux) or set kernel", err))
 	case !k.Hostfs:
 		problems = append(problems, fmt.Sprintf("kernel %s has no hostfs built in (CONFIG_HOSTFS=y is needed): use Debian's user-mode-linux package or rebuild the kernel with hostfs", k.Path))
+	case s.Network != nil && len(s.Network.UMLArgs()) > 0 && !k.LegacyNet:
+		problems = append(problems, fmt.Sprintf("network.transport %q needs UML's older network drivers (%s), which kernel %s (Linux %s) does not have: use transport \"libslirp\" or \"agent\", or set kernel to one that has them, such as Debian's /usr/bin/linux.uml", s.Network.Transport, strings.Join(s.Network.UMLArgs(), " "), k.Path, k.Version))
 	}
 
 	if tool, ok := mkfsTools[s.FSType]; ok {
@@ -97,7 +99,6 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 	state.Put(stateKernel, k)
 	// Generated data as soon as it is known, so that provisioners can use it too.
 	(&packerbuilderdata.GeneratedData{State: state}).Put("KernelVersion", k.Version)
-	ui.Say(fmt.Sprintf("Using UML kernel %s (Linux %s), %s mode", k.Path, k.Version, k.Mode()))
 	return multistep.ActionContinue
 }
 

@@ -23,7 +23,8 @@ const nobodyID = 65534
 // only what nobody may: the image, the build's work directory (both handed over here and given back
 // after) and world-writable places. The plugin, the watchdog and the proxy keep root.
 //
-// Uses: ui, stateWorkDir, stateImagePath. Produces: stateRunAs, stateInitBinary.
+// Uses: ui, stateKernel, stateWorkDir, stateImagePath. Produces: stateRunAs, stateInitBinary and,
+// when the kernel is out of that user's reach, stateKernelBinary.
 type stepUnprivileged struct {
 	ExtraDisks []string
 
@@ -49,8 +50,21 @@ func (s *stepUnprivileged) Run(_ context.Context, state multistep.StateBag) mult
 	// The guest runs our binary as init from the host: root's plugin directory is out of
 	// nobody's reach, so a copy in the work directory is what it runs.
 	initBin := filepath.Join(workDir, "packer-plugin-uml-init")
-	if err := copyExecutable(initBin); err != nil {
+	self, err := os.Executable()
+	if err == nil {
+		err = copyExecutable(self, initBin)
+	}
+	if err != nil {
 		return haltf(state, "copy the plugin for the guest: %w", err)
+	}
+	// Likewise the kernel, when it is root's own (~/.local/share/packer-plugin-uml/kernel/linux,
+	// which scripts/build-uml-kernel installs): nobody cannot run it there.
+	if k := kernelOf(state); !reachableBy(k.Path, uid, gid) {
+		kernelBin := filepath.Join(workDir, "linux")
+		if err := copyExecutable(k.Path, kernelBin); err != nil {
+			return haltf(state, "copy the kernel for %s: %w", name, err)
+		}
+		state.Put(stateKernelBinary, kernelBin)
 	}
 	for _, f := range append([]string{state.Get(stateImagePath).(string)}, s.ExtraDisks...) {
 		if err := s.handOver(f, uid, gid); err != nil {
@@ -99,13 +113,9 @@ func nobody() (uid, gid int, name string) {
 	return uid, gid, name
 }
 
-// copyExecutable copies the running binary to dst, mode 0755.
-func copyExecutable(dst string) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	in, err := os.Open(self)
+// copyExecutable copies the file src to dst, mode 0755.
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
@@ -122,4 +132,46 @@ func copyExecutable(dst string) error {
 		return err
 	}
 	return os.Chmod(dst, 0o755)
+}
+
+// reachableBy reports whether uid:gid (with no supplementary groups) may run the program at path:
+// search permission on every directory above it, read and execute permission on the file. It reads
+// the mode bits only (no ACLs); false when in doubt.
+func reachableBy(path string, uid, gid int) bool {
+	p, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	p, err = filepath.Abs(p)
+	if err != nil || !permits(p, uid, gid, 0o5) {
+		return false
+	}
+	for dir := filepath.Dir(p); ; dir = filepath.Dir(dir) {
+		if !permits(dir, uid, gid, 0o1) {
+			return false
+		}
+		if dir == "/" {
+			return true
+		}
+	}
+}
+
+// permits reports whether the mode bits of path grant uid:gid the access want (r=4, w=2, x=1).
+func permits(path string, uid, gid int, want os.FileMode) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	perm := st.Mode().Perm()
+	switch {
+	case int(sys.Uid) == uid:
+		perm >>= 6
+	case int(sys.Gid) == gid:
+		perm >>= 3
+	}
+	return perm&want == want
 }

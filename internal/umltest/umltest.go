@@ -1,6 +1,10 @@
 // Package umltest boots real UML guests for tests: it builds the plugin binary once (it is the
 // guest's init and agent), starts the machine and opens the agent session. Tests that use it need
 // Debian's user-mode-linux package; without it they fail (they never skip: CI installs it).
+//
+// The kernel is UML_KERNEL when set (a path, or a name on PATH), else the one the builder would
+// pick (kernel.Find): the kernel scripts/build-uml-kernel installed for this user, else Debian's.
+// UML_KERNEL=linux.uml runs the tests with Debian's kernel while another is installed.
 package umltest
 
 import (

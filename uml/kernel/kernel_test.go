@@ -2,6 +2,12 @@ package kernel
 
 import (
 	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -41,7 +47,7 @@ func TestFindExplicitMissing(t *testing.T) {
 
 // TestInspectDebianKernel reads the real kernel that CI installs (Debian's user-mode-linux).
 func TestInspectDebianKernel(t *testing.T) {
-	path, err := Find("")
+	path, err := FindOnPath()
 	if err != nil {
 		t.Fatalf("%v (install Debian's user-mode-linux package)", err)
 	}
@@ -52,8 +58,8 @@ func TestInspectDebianKernel(t *testing.T) {
 	if !k.Hostfs {
 		t.Errorf("%s: hostfs not detected", path)
 	}
-	if !k.Vector {
-		t.Errorf("%s: vector network driver not detected", path)
+	if !k.Vector || !k.LegacyNet {
+		t.Errorf("%s: vector network driver %v, legacy network drivers %v; want both", path, k.Vector, k.LegacyNet)
 	}
 	if k.Version == "" || k.Config["CONFIG_HOSTFS"] != "y" {
 		t.Errorf("version %q, CONFIG_HOSTFS %q", k.Version, k.Config["CONFIG_HOSTFS"])
@@ -67,5 +73,130 @@ func TestInspectDebianKernel(t *testing.T) {
 func TestInspectRejectsNonKernel(t *testing.T) {
 	if _, err := Inspect(context.Background(), "/bin/false"); err == nil {
 		t.Fatal("/bin/false taken for a UML kernel")
+	}
+}
+
+// debianKernel is the real kernel CI installs, for tests that need a kernel binary to put somewhere.
+func debianKernel(t *testing.T) string {
+	t.Helper()
+	p, err := FindOnPath()
+	if err != nil {
+		t.Fatalf("%v (install Debian's user-mode-linux package)", err)
+	}
+	return p
+}
+
+// install copies the kernel at src to dst (creating its directory) with mode perm.
+func install(t *testing.T, src, dst string, perm os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFindInstalled puts a real kernel binary where scripts/build-uml-kernel installs one, under a
+// temporary XDG_DATA_HOME or HOME, and checks the order: the explicit kernel, the installed one,
+// then PATH.
+func TestFindInstalled(t *testing.T) {
+	debian := debianKernel(t)
+	home, data := t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_DATA_HOME", data)
+
+	// Nothing installed: PATH.
+	if p, err := Find(""); err != nil || p != debian {
+		t.Fatalf("nothing installed: Find = %q, %v; want %s from PATH", p, err, debian)
+	}
+
+	// Installed under XDG_DATA_HOME: it comes first, and it is a kernel Inspect reads.
+	want := filepath.Join(data, "packer-plugin-uml", "kernel", "linux")
+	if p, err := InstalledPath(); err != nil || p != want {
+		t.Fatalf("InstalledPath = %q, %v; want %s", p, err, want)
+	}
+	install(t, debian, want, 0o755)
+	p, err := Find("")
+	if err != nil || p != want {
+		t.Fatalf("installed under XDG_DATA_HOME: Find = %q, %v; want %s", p, err, want)
+	}
+	k, err := Inspect(context.Background(), p)
+	if err != nil || !k.Hostfs || k.Version == "" {
+		t.Fatalf("Inspect(%s) = %+v, %v", p, k, err)
+	}
+	// An explicit kernel still wins.
+	if p, err := Find(filepath.Base(debian)); err != nil || p != debian {
+		t.Errorf("explicit %s: Find = %q, %v", filepath.Base(debian), p, err)
+	}
+
+	// Without XDG_DATA_HOME, or with a relative one (which the XDG specification says to
+	// ignore): ~/.local/share.
+	for _, xdg := range []string{"", "relative/share"} {
+		t.Setenv("XDG_DATA_HOME", xdg)
+		if p, err := Find(""); err != nil || p != debian {
+			t.Errorf("XDG_DATA_HOME=%q, nothing in HOME: Find = %q, %v; want %s", xdg, p, err, debian)
+		}
+	}
+	inHome := filepath.Join(home, ".local", "share", "packer-plugin-uml", "kernel", "linux")
+	install(t, debian, inHome, 0o755)
+	for _, xdg := range []string{"", "relative/share"} {
+		t.Setenv("XDG_DATA_HOME", xdg)
+		if p, err := Find(""); err != nil || p != inHome {
+			t.Errorf("XDG_DATA_HOME=%q: Find = %q, %v; want %s", xdg, p, err, inHome)
+		}
+	}
+
+	// A file there that cannot run is an error that names it, not a silent fall back to PATH.
+	if err := os.Chmod(inHome, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := Find(""); err == nil || !strings.Contains(err.Error(), inHome) {
+		t.Errorf("non-executable installed kernel: Find = %q, %v; want an error naming it", p, err)
+	}
+}
+
+func TestFindNothing(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("PATH", t.TempDir())
+	_, err := Find("")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "build-uml-kernel") {
+		t.Errorf("Find with nothing anywhere: %v", err)
+	}
+}
+
+// TestInspectInstalledKernel reads the kernel scripts/build-uml-kernel installed for this user,
+// when there is one (CI does not build it: it takes 12 minutes or more).
+func TestInspectInstalledKernel(t *testing.T) {
+	path, err := InstalledPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("no kernel at %s (scripts/build-uml-kernel installs one)", path)
+	}
+	k, err := Inspect(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: Linux %s, %s", k.Path, k.Version, k.Mode())
+	if !k.Hostfs || !k.Vector || !k.Seccomp {
+		t.Errorf("%s: hostfs %v, vector %v, seccomp %v; the script's kernel has all three", path, k.Hostfs, k.Vector, k.Seccomp)
+	}
+	if k.ModulesDir != "" {
+		t.Errorf("%s: modules directory %s; the script's kernel has every option built in", path, k.ModulesDir)
 	}
 }
