@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/packer-uml/packer-plugin-uml/internal/procstat"
 )
 
 // umlCounters are what the host's /proc tells of UML's processes (the kernel's main process and,
@@ -77,20 +79,14 @@ func (s *umlSampler) Stop() []timedCounters {
 }
 
 func (s *umlSampler) sample() {
-	entries, _ := os.ReadDir("/proc")
+	all := procstat.All()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, st := range all {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.Pid)); err != nil || strings.TrimSuffix(exe, " (deleted)") != s.kernel {
 			continue
 		}
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || strings.TrimSuffix(exe, " (deleted)") != s.kernel {
-			continue
-		}
-		if c, ok := readCounters(pid); ok {
-			s.last[pid] = c
-		}
+		s.last[st.Pid] = readCounters(st)
 	}
 	var sum umlCounters
 	for _, c := range s.last {
@@ -108,24 +104,12 @@ func (s *umlSampler) sample() {
 	s.samples = append(s.samples, timedCounters{time.Now(), sum})
 }
 
-func readCounters(pid int) (umlCounters, bool) {
-	var c umlCounters
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return c, false
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(stat), ')')
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 15 {
-		return c, false
-	}
-	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k-3], 10, 64); return v } // k: field number in proc(5)
+// readCounters adds /proc/PID/io to what procstat read of the process.
+func readCounters(st procstat.Stat) umlCounters {
 	// Own counts only: a guest process's host process is UML's child, and its times move into
 	// UML's cutime when it is reaped, while its last sample here stays counted.
-	c.minorFaults = n(10)
-	c.userTicks = n(14)
-	c.sysTicks = n(15)
+	c := umlCounters{minorFaults: st.MinFlt, userTicks: st.UTime, sysTicks: st.STime}
+	pid := st.Pid
 	if io, err := os.Open(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
 		sc := bufio.NewScanner(io)
 		for sc.Scan() {
@@ -148,7 +132,7 @@ func readCounters(pid int) (umlCounters, bool) {
 		}
 		io.Close()
 	}
-	return c, true
+	return c
 }
 
 // counterAt is the last sample taken at or before t (the zero counters before the first).
