@@ -60,7 +60,9 @@ build {
 	start := time.Now()
 	out := p.buildWithin(45*time.Minute, "debian.pkr.hcl", append(args, "-var", "out=out")...)
 	t.Logf("cold cache build: %s", time.Since(start).Round(time.Second))
-	for _, want := range []string{"Using rootstrap module debian from:", "debian: I: Base system installed successfully.", "Hello, world!", "Package cache: 0 hits"} {
+	for _, want := range []string{"Using rootstrap module debian from:", "debian: I: Base system installed successfully.", "Hello, world!", "Package cache: 0 hits",
+		// The host base, without root: fakeroot debootstrap --foreign and mke2fs -d on the host.
+		"debootstrap's first stage made on the host", "debian: chroot /tmp/target /debootstrap/debootstrap --second-stage"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("build output lacks %q", want)
 		}

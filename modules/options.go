@@ -83,7 +83,10 @@ type DebianOptions struct {
 	// Resolve and download the packages on the host first (debootstrap `--make-tarball`, no root
 	// needed, through the build's package cache), then install them in the guest from that tarball
 	// (`--unpack-tarball`): the same packages, much faster than downloading in the guest. Defaults
-	// to `true` (not in rootstrap); only the built-in module with the build's proxy does it.
+	// to `true` (not in rootstrap); only the built-in module with the build's proxy does it. When
+	// the built-in `mkfs`, `mount` and `debian` run in a row on an ext filesystem and the host has
+	// `fakeroot`, the host also makes the filesystem with debootstrap's first stage in it
+	// (`--foreign`, then `mke2fs -d`), and the guest runs the second stage only.
 	HostDownload *bool `mapstructure:"host_download"`
 }
 

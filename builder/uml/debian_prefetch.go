@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/packer-uml/packer-plugin-uml/modules"
 )
@@ -32,12 +30,8 @@ func (r *moduleRunner) prefetchEnabled(m modules.Module, env []string) bool {
 	if m.Name != "debian" || !m.BuiltIn() || r.hostProxy == "" || r.hostWorkDir == "" {
 		return false
 	}
-	for _, kv := range env {
-		if k, v, _ := strings.Cut(kv, "="); k == "host_download" {
-			return v != "false" && v != "no" && v != "0"
-		}
-	}
-	return true
+	v := envValue(env, "host_download")
+	return v != "false" && v != "no" && v != "0"
 }
 
 // prefetchDebian runs the module's host phase and returns the tarball's path.
@@ -55,6 +49,20 @@ func (r *moduleRunner) prefetchDebian(ctx context.Context, m modules.Module, env
 	target := filepath.Join(dir, "target")
 	defer os.RemoveAll(target)
 
+	env = r.hostScriptEnv(env, dir, target, "DEBOOTSTRAP_MAKE_TARBALL="+tarball)
+	if err := runHost(ctx, env, dir, out, "/bin/sh", script); err != nil {
+		return "", fmt.Errorf("debootstrap --make-tarball on the host: %w", err)
+	}
+	// Readable by the guest's UML, which may run as another user (Packer as root).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	return tarball, nil
+}
+
+// hostScriptEnv is a guest module environment made fit for the host: $TARGET is target, the proxy
+// is the build's proxy on the host, HOME is the host's and TMPDIR is dir; extra is added.
+func (r *moduleRunner) hostScriptEnv(env []string, dir, target string, extra ...string) []string {
 	var hostEnv []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -64,18 +72,7 @@ func (r *moduleRunner) prefetchDebian(ctx context.Context, m modules.Module, env
 		}
 		hostEnv = append(hostEnv, kv)
 	}
-	hostEnv = append(hostEnv, "TARGET="+target, "DEBOOTSTRAP_MAKE_TARBALL="+tarball,
-		"http_proxy="+r.hostProxy, "https_proxy="+r.hostProxy, "HOME="+os.Getenv("HOME"), "TMPDIR="+dir)
-	cmd := exec.CommandContext(ctx, "/bin/sh", script)
-	cmd.Env, cmd.Dir = hostEnv, dir
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("debootstrap --make-tarball on the host: %w", err)
-	}
-	// Readable by the guest's UML, which may run as another user (Packer as root).
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
-	return tarball, nil
+	hostEnv = append(hostEnv, "TARGET="+target, "http_proxy="+r.hostProxy, "https_proxy="+r.hostProxy,
+		"HOME="+os.Getenv("HOME"), "TMPDIR="+dir)
+	return append(hostEnv, extra...)
 }

@@ -47,6 +47,9 @@ type moduleRunner struct {
 	// hostProxy is the build's proxy (and package cache) for clients on the host, hostWorkDir the
 	// build's temporary directory: the debian module's host phase uses both (debian_prefetch.go).
 	hostProxy, hostWorkDir string
+	// hostBase, when the modules run mkfs, mount and debian in a row, lets the host make the
+	// filesystem with debootstrap's first stage in it (debian_host_base.go).
+	hostBase *hostBase
 }
 
 // debugShell runs an interactive shell in the guest with env and returns its exit status.
@@ -116,7 +119,15 @@ func (r *moduleRunner) Run(ctx context.Context, name, hostPath string, extra map
 		fixed[k] = v
 	}
 	env := r.env.For(name, extra, fixed)
-	if r.prefetchEnabled(m, env) {
+	if name == "mkfs" && m.BuiltIn() && r.hostBase != nil && !r.hostBase.tried && extra == nil {
+		if r.runHostBase(ctx, env, out) {
+			return nil // the host made the filesystem (debian_host_base.go)
+		}
+	}
+	if name == "debian" && m.BuiltIn() && r.hostBase != nil && r.hostBase.secondStage {
+		r.hostBase.secondStage = false
+		env = append(env, "DEBOOTSTRAP_SECOND_STAGE=1")
+	} else if r.prefetchEnabled(m, env) {
 		lines := &uiLines{ui: r.ui, prefix: name + " (host): "}
 		w := io.Writer(lines)
 		if out != nil {

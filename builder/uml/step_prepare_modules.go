@@ -16,7 +16,8 @@ import (
 // stepPrepareModules makes the runner that the module steps and the communicator share: every
 // module's environment, the proxy, and the debug shell on the user's terminal.
 //
-// Uses: stateConfig, ui, stateAgent, stateProxyURL, stateHostProxyURL, stateWorkDir. Produces:
+// Uses: stateConfig, ui, stateAgent, stateProxyURL, stateHostProxyURL, stateWorkDir, stateImagePath.
+// Produces:
 // stateModuleRunner.
 type stepPrepareModules struct{}
 
@@ -33,6 +34,9 @@ func (s *stepPrepareModules) Run(ctx context.Context, state multistep.StateBag) 
 	_, r.copyHostModules = state.GetOk(stateRunAs)
 	r.hostProxy, _ = state.Get(stateHostProxyURL).(string)
 	r.hostWorkDir, _ = state.Get(stateWorkDir).(string)
+	if image, ok := state.Get(stateImagePath).(string); ok {
+		r.hostBase = newHostBase(c.Modules, image)
+	}
 	r.shell = func(ctx context.Context, env []string, dir string) (int, error) {
 		return terminalShell(ctx, client, env, dir)
 	}
