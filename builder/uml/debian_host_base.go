@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/packer-uml/packer-plugin-uml/modules"
@@ -157,12 +159,15 @@ func (r *moduleRunner) makeHostBase(ctx context.Context, tools *hostBaseTools, d
 	target := filepath.Join(dir, "target")
 	// fakeroot's record of owners, modes and device nodes, kept from debootstrap for mke2fs.
 	faked := filepath.Join(dir, "fakeroot.state")
+	// fakeroot's daemon outlives a fakeroot killed by a cancelled build; it is found by its
+	// save file, which is ours alone (both runs below save to it).
+	defer killFaked(faked)
 	env := r.hostScriptEnv(debEnv, dir, target, "DEBOOTSTRAP_FOREIGN=1")
 	if err := runHost(ctx, env, dir, out, tools.fakeroot, "-s", faked, "--", "/bin/sh", script); err != nil {
 		return fmt.Errorf("fakeroot debootstrap --foreign: %w", err)
 	}
 	// The mkfs module's options (modules/scripts/mkfs), and -d.
-	args := []string{"-i", faked, "--", tools.mke2fs, "-q", "-F", "-t", fstype}
+	args := []string{"-i", faked, "-s", faked, "--", tools.mke2fs, "-q", "-F", "-t", fstype}
 	if fstype == "ext4" {
 		args = append(args, "-E", "lazy_itable_init=1,lazy_journal_init=1")
 	}
@@ -200,13 +205,40 @@ func (r *moduleRunner) blankImage() error {
 	return os.Truncate(r.hostBase.image, fi.Size())
 }
 
-// runHost runs a command on the host with its output to out.
+// runHost runs a command on the host with its output to out. It runs in a process group of its
+// own, which a cancelled build kills whole: the command is a shell script whose children
+// (debootstrap, wget, ...) would otherwise go on after it.
 func runHost(ctx context.Context, env []string, dir string, out io.Writer, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env, cmd.Dir = env, dir
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
 	return cmd.Run()
+}
+
+// killFaked ends the fakeroot daemon (faked-sysv or faked-tcp) that saves to saveFile, if one
+// is still running: fakeroot stops it when it ends normally, not when it is killed.
+func killFaked(saveFile string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if !strings.HasPrefix(filepath.Base(argv[0]), "faked") {
+			continue
+		}
+		for i := 1; i < len(argv)-1; i++ {
+			if argv[i] == "--save-file" && argv[i+1] == saveFile {
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
 }
 
 // lookPathSbin finds a program on PATH or in the sbin directories, which an unprivileged user's PATH

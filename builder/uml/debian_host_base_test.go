@@ -2,9 +2,14 @@ package uml
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewHostBaseNeedsMkfsMountDebianInARow(t *testing.T) {
@@ -78,4 +83,45 @@ func TestBlankImageKeepsTheSizeAndDropsTheData(t *testing.T) {
 	if len(got) != 1<<20 || !bytes.Equal(got, make([]byte, 1<<20)) {
 		t.Errorf("after blankImage: %d bytes, all zero = %v; want 1 MiB of zeros", len(got), bytes.Equal(got, make([]byte, len(got))))
 	}
+}
+
+// A cancelled host base leaves nothing running: runHost kills the command's whole process group,
+// and killFaked the fakeroot daemon, which fakeroot stops only when it ends normally.
+func TestCancelledFakerootLeavesNoProcess(t *testing.T) {
+	fakeroot, err := exec.LookPath("fakeroot")
+	if err != nil {
+		t.Fatal("fakeroot is not installed: apt-get install fakeroot (scripts/install-deps)")
+	}
+	dir := t.TempDir()
+	save := filepath.Join(dir, "fakeroot.state")
+	marker := "sleep 4242." + filepath.Base(dir) // a command line no other process has
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err = runHost(ctx, os.Environ(), dir, io.Discard, fakeroot, "-s", save, "--", "/bin/sh", "-c", marker+" || sleep 4242")
+	if err == nil {
+		t.Fatal("the command was not stopped by the cancelled context")
+	}
+	if !running(t, save) {
+		t.Log("the fakeroot daemon was gone already (fakeroot may not use one here)")
+	}
+	killFaked(save)
+	deadline := time.Now().Add(5 * time.Second)
+	for running(t, save) || running(t, "sleep 4242") {
+		if time.Now().After(deadline) {
+			t.Fatal("a process of the cancelled command is still running")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// running reports whether a process's command line contains s.
+func running(t *testing.T, s string) bool {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
+			return true
+		}
+	}
+	return false
 }
