@@ -24,6 +24,12 @@ type umlCounters struct {
 	processes             int // distinct UML host processes seen (short-lived ones between samples are missed)
 }
 
+func (a umlCounters) add(b umlCounters) umlCounters {
+	return umlCounters{a.userTicks + b.userTicks, a.sysTicks + b.sysTicks, a.minorFaults + b.minorFaults,
+		a.readBytes + b.readBytes, a.writeBytes + b.writeBytes, a.rchar + b.rchar, a.wchar + b.wchar,
+		a.syscr + b.syscr, a.syscw + b.syscw, a.processes + b.processes}
+}
+
 func (a umlCounters) sub(b umlCounters) umlCounters {
 	return umlCounters{a.userTicks - b.userTicks, a.sysTicks - b.sysTicks, a.minorFaults - b.minorFaults,
 		a.readBytes - b.readBytes, a.writeBytes - b.writeBytes, a.rchar - b.rchar, a.wchar - b.wchar,
@@ -69,6 +75,13 @@ func startUMLSampler(kernel string, every time.Duration) *umlSampler {
 	return s
 }
 
+// isKernel reports whether exe runs the sampled kernel: the kernel file itself, or the copy a
+// build run as root makes for UML's unprivileged user (the build's work directory, packer-uml*,
+// holding "linux"; docs/reliability.md).
+func (s *umlSampler) isKernel(exe string) bool {
+	return exe == s.kernel || filepath.Base(exe) == "linux" && strings.HasPrefix(filepath.Base(filepath.Dir(exe)), "packer-uml")
+}
+
 func (s *umlSampler) Stop() []timedCounters {
 	close(s.stop)
 	s.done.Wait()
@@ -83,22 +96,14 @@ func (s *umlSampler) sample() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, st := range all {
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.Pid)); err != nil || strings.TrimSuffix(exe, " (deleted)") != s.kernel {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.Pid)); err != nil || !s.isKernel(strings.TrimSuffix(exe, " (deleted)")) {
 			continue
 		}
 		s.last[st.Pid] = readCounters(st)
 	}
 	var sum umlCounters
 	for _, c := range s.last {
-		sum.userTicks += c.userTicks
-		sum.sysTicks += c.sysTicks
-		sum.minorFaults += c.minorFaults
-		sum.readBytes += c.readBytes
-		sum.writeBytes += c.writeBytes
-		sum.rchar += c.rchar
-		sum.wchar += c.wchar
-		sum.syscr += c.syscr
-		sum.syscw += c.syscw
+		sum = sum.add(c)
 	}
 	sum.processes = len(s.last)
 	s.samples = append(s.samples, timedCounters{time.Now(), sum})
