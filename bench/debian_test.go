@@ -333,9 +333,5 @@ func stepRows(cold, warm []step) []string {
 
 func fileTail(path string, n int) string {
 	b, _ := os.ReadFile(path)
-	lines := strings.Split(string(b), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return path + " (tail):\n" + strings.Join(lines, "\n")
+	return path + " (tail):\n" + tail(string(b), n)
 }

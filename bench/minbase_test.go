@@ -17,11 +17,8 @@ import (
 )
 
 // minbaseTemplate builds what `debootstrap --variant=minbase bookworm` builds, with the default
-// modules (network, mkfs, mount, debian, uml, umount), into a 2,048 MiB ext4 image.
-const minbaseTemplate = `
-variable "mirror" {
-  type = string
-}
+// modules, into a 2,048 MiB ext4 image: the build e2e's TestMinbaseMatchesDebootstrap checks.
+var minbaseTemplate = `
 variable "out" {
   type = string
 }
@@ -31,21 +28,7 @@ variable "cache" {
 variable "kernel" {
   type = string
 }
-source "uml" "minbase" {
-  kernel           = var.kernel
-  image_size       = 2048
-  memory           = 512
-  output_directory = var.out
-  cache_dir        = var.cache
-  debian {
-    dist    = "bookworm"
-    variant = "minbase"
-    mirror  = var.mirror
-  }
-  uml {
-    kernel_modules = "none"
-  }
-}
+` + umltest.MinbaseSource("var.kernel", "var.out", "var.cache") + `
 build {
   sources = ["source.uml.minbase"]
 }

@@ -16,7 +16,8 @@ import (
 const listing = `-xdev -printf '%P\t%M\t%U\t%G\t%s\t%l\n'`
 
 // TestMinbaseMatchesDebootstrap: the image our build makes of minbase bookworm (the default
-// modules, with everything the speed work changed: dpkg's unsafe-io, barrier=0, spooled downloads)
+// modules, with everything the speed work changed: the host base, dpkg's unsafe-io, barrier=0,
+// spooled downloads)
 // holds what a plain `debootstrap --variant=minbase` as root makes of the same mirror: the same
 // installed packages (dpkg-query) and the same files with the same types, modes, owners, sizes and
 // link targets, except logs, caches and the files that the build writes on purpose (fstab,
@@ -31,24 +32,7 @@ func TestMinbaseMatchesDebootstrap(t *testing.T) {
 		t.Fatal("no Debian mirror in the host's apt sources")
 	}
 	p := newProject(t)
-	p.write("minbase.pkr.hcl", `
-variable "mirror" {
-  type = string
-}
-source "uml" "minbase" {
-  image_size       = 2048
-  memory           = 512
-  output_directory = "out"
-  cache_dir        = "cache"
-  debian {
-    dist    = "bookworm"
-    variant = "minbase"
-    mirror  = var.mirror
-  }
-  uml {
-    kernel_modules = "none"
-  }
-}
+	p.write("minbase.pkr.hcl", umltest.MinbaseSource("null", `"out"`, `"cache"`)+`
 build {
   sources = ["source.uml.minbase"]
   provisioner "shell" {
