@@ -95,7 +95,7 @@ func (r *moduleRunner) hostBaseBlocker(mkfsEnv []string) (string, *hostBaseTools
 	if err != nil {
 		return "fakeroot is not installed on the host (apt-get install fakeroot)", nil, none, nil
 	}
-	mke2fs, err := lookPathSbin("mke2fs")
+	mke2fs, err := lookSbin("mke2fs")
 	if err != nil {
 		return "mke2fs is not on the host (apt-get install e2fsprogs)", nil, none, nil
 	}
@@ -239,21 +239,6 @@ func killFaked(saveFile string) {
 			}
 		}
 	}
-}
-
-// lookPathSbin finds a program on PATH or in the sbin directories, which an unprivileged user's PATH
-// often lacks.
-func lookPathSbin(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
 }
 
 // envValue is the value of key in a KEY=value list ("" when unset).

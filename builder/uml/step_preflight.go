@@ -168,8 +168,8 @@ func transportProblems(n *modules.NetworkOptions) []string {
 	return problems
 }
 
-// lookSbin finds a system program for the guest, whose PATH includes the sbin directories that an
-// ordinary user's PATH often lacks.
+// lookSbin finds a system program, for the guest or the host, in PATH or in the sbin directories
+// that an ordinary user's PATH often lacks (the guest's PATH includes them).
 func lookSbin(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
