@@ -8,7 +8,7 @@ import (
 )
 
 // ProtocolVersion is the version the channel's banner announces; see spec.md §1.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // frameType is the first byte of every frame on a stream.
 type frameType uint8

@@ -33,7 +33,7 @@ func TestFrameWireConstants(t *testing.T) {
 	if chunkSize > maxPayload {
 		t.Errorf("chunkSize %d is over maxPayload %d", chunkSize, maxPayload)
 	}
-	if ProtocolVersion != 2 {
+	if ProtocolVersion != 3 {
 		t.Errorf("ProtocolVersion %d: a change needs spec.md and both sides changed together", ProtocolVersion)
 	}
 	// The bytes of one frame, pinned.

@@ -250,6 +250,13 @@ func (s *Server) exec(req *Request, fr *frameReader, fw *frameWriter) {
 		fail(err)
 		return
 	}
+	// Pipes of outputBlock bytes, so that a fast writer's output is taken in pieces that large
+	// (each piece costs system calls in UML and, past a few KiB, a spool file on the channel),
+	// and a stdin frame goes into the pipe in one write. Best effort: a smaller pipe only makes
+	// the pieces smaller.
+	for _, p := range []*os.File{stdinW, outR, errR} {
+		unix.FcntlInt(p.Fd(), unix.F_SETPIPE_SZ, outputBlock)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, errW
 	if s.reaper != nil {
 		err = s.reaper.start(cmd)
@@ -364,10 +371,14 @@ func (s *Server) readInput(fr *frameReader, stdin *os.File, pgid int, exited <-c
 	}
 }
 
+// outputBlock is the most one read of a process's output takes (and its pipe's size): a frame's
+// most, maxPayload.
+const outputBlock = maxPayload
+
 func copyOutput(wg *sync.WaitGroup, r *os.File, fw *frameWriter, t frameType) {
 	defer wg.Done()
 	defer r.Close()
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, outputBlock)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {

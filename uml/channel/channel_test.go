@@ -265,6 +265,17 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
+// countingLine counts what the guest writes to its line.
+type countingLine struct {
+	io.ReadWriteCloser
+	n *atomic.Int64
+}
+
+func (c countingLine) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return c.ReadWriteCloser.Write(p)
+}
+
 // watchReader is the guest's side of the line. At every read it records how many bytes the host
 // has written that the guest has not read yet, and how many the pipe holds (FIONREAD); it can read
 // slowly, in small pieces.
@@ -609,7 +620,7 @@ func TestHostConnBadRecords(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		"unknown type":     {record(3, 1, "x"), nil},
+		"unknown type":     {record(9, 1, "x"), nil},
 		"zero type":        {record(0, 0, ""), nil},
 		"truncated header": {[]byte{recordData, 0, 0}, io.ErrUnexpectedEOF},
 		"truncated data":   {record(recordData, 10, "abc"), io.ErrUnexpectedEOF},
@@ -720,14 +731,61 @@ func TestGuestConnReadsSpool(t *testing.T) {
 	}
 }
 
-// TestSpoolBothDirections: large writes from the host go through spool files, small ones and
-// everything from the guest through the line, and the byte stream arrives whole and in order.
+// TestHostConnReadsGuestSpool: the host takes the guest's spool files in order between data
+// records, removes them, and refuses a missing, short or symbolically linked one, or any when it
+// has no spool directory.
+func TestHostConnReadsGuestSpool(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, guestSpoolName(0)), []byte("spooled!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	in.Write(record(recordData, 2, "ab"))
+	in.Write(record(recordSpool, 8, ""))
+	in.Write(record(recordData, 2, "cd"))
+	in.Write(record(recordSpool, 5, "")) // file 1 is missing
+	c := &conn{r: &in}
+	got, err := io.ReadAll(newHostConn(c, c, dir))
+	if string(got) != "abspooled!cd" {
+		t.Errorf("read %q", got)
+	}
+	if err == nil || !strings.Contains(err.Error(), "open guest spool file") {
+		t.Errorf("missing spool file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, guestSpoolName(0))); !os.IsNotExist(err) {
+		t.Errorf("the host left guest spool file 0: %v", err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("12345678"), 0o600)
+	for name, make := range map[string]func(string) error{
+		"short":   func(p string) error { return os.WriteFile(p, []byte("abc"), 0o644) },
+		"symlink": func(p string) error { return os.Symlink(secret, p) },
+	} {
+		p := filepath.Join(dir, guestSpoolName(0))
+		os.Remove(p)
+		if err := make(p); err != nil {
+			t.Fatal(err)
+		}
+		c := &conn{r: bytes.NewReader(record(recordSpool, 8, ""))}
+		if got, err := io.ReadAll(newHostConn(c, c, dir)); err == nil || len(got) != 0 {
+			t.Errorf("%s guest spool file: read %q, error %v", name, got, err)
+		}
+	}
+	c = &conn{r: bytes.NewReader(record(recordSpool, 8, ""))}
+	if _, err := io.ReadAll(newHostConn(c, c, "")); err == nil || !strings.Contains(err.Error(), "no spool directory") {
+		t.Errorf("guest spool without a spool directory: %v", err)
+	}
+}
+
+// TestSpoolBothDirections: large writes from either side go through spool files, small ones through
+// the line, and the byte stream arrives whole and in order.
 func TestSpoolBothDirections(t *testing.T) {
 	dir := t.TempDir()
-	var written atomic.Int64
+	var written, guestWrote atomic.Int64
 	host, guest, _ := pipes(t,
 		func(w io.Writer) io.Writer { return countingWriter{w, &written} },
 		func(f *os.File) io.Reader { return f })
+	guest = countingLine{guest, &guestWrote}
 	hc, gc := newHostConn(host, host, dir), newGuestConn(guest, dir)
 	const size = 8 << 20
 	down, up := randomData(t, size), randomData(t, size/4)
@@ -755,9 +813,13 @@ func TestSpoolBothDirections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Most bytes went around the line: writeChunks writes pieces up to 70,000 bytes.
+	// Most bytes went around the line: writeChunks writes pieces up to 70,000 bytes. The guest's
+	// line also carries its acknowledgements, 5 bytes per read.
 	if line := written.Load(); line > size/20 {
 		t.Errorf("%d bytes crossed the line for %d sent, want most of them spooled", line, size)
+	}
+	if line := guestWrote.Load(); line > size/4/10 {
+		t.Errorf("%d bytes crossed the guest's line for %d sent, want most of them spooled", line, size/4)
 	}
 	left, _ := os.ReadDir(dir)
 	if len(left) != 0 {
