@@ -53,11 +53,11 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		outputDir = stepNothing{} // the rootstrap command writes one file, in a directory that exists
 	}
 	steps := []multistep.Step{
-		&stepPreflight{Kernel: c.Kernel, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network(), FreeSpace: c.resizeMiB(), Format: c.Format},
+		&stepPreflight{Kernel: c.Kernel, CPUs: c.CPUs, FSType: c.FSType, Modules: append(slices.Clone(c.Modules), c.PostModules...), Network: c.network(), FreeSpace: c.resizeMiB(), Format: c.Format},
 		outputDir,
 		&stepCreateImage{Path: c.rawImageFile(), SizeMiB: c.ImageSize, RemoveOnFailure: c.imagePath != ""},
 		&stepUnprivileged{ExtraDisks: c.ExtraDisks},
-		&stepBoot{MemoryMiB: c.Memory, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
+		&stepBoot{MemoryMiB: c.Memory, CPUs: c.CPUs, ExtraDisks: c.ExtraDisks, UMLArgs: c.UMLArgs, NetworkArgs: c.networkArgs(),
 			UserNet:   c.network() != nil && c.Network.Transport == "libslirp",
 			ProxyAddr: c.proxyAddr(), ConsoleLog: c.consoleLog(), Debug: c.PackerDebug},
 		&stepConnect{Timeout: c.BootTimeout},

@@ -50,6 +50,14 @@ type Config struct {
 	DiskCompression bool `mapstructure:"disk_compression"`
 	// Memory of the guest in MiB (UML's `mem=`). Defaults to `256`.
 	Memory int `mapstructure:"memory"`
+	// Virtual processors of the guest (UML's `ncpus=`), each a host thread. Defaults to the host's
+	// CPU count, up to the kernel's `CONFIG_NR_CPUS`, when the kernel was built with `CONFIG_SMP`
+	// and runs in seccomp mode (`scripts/build-uml-kernel --smp N` builds one), else `1`: UML has
+	// no SMP in ptrace mode, and Debian 12's kernel and the script's default one are built
+	// without it. More than `1` with such a kernel fails before the build starts. Several
+	// processors speed up work that runs processes side by side (compiling), not a Debian build:
+	// see the kernel page of the docs.
+	CPUs int `mapstructure:"cpus"`
 	// More image files attached to the guest, in order, as `ubd2`, `ubd3`, ... (`/dev/ubdc`, ...):
 	// the image is `ubd1` (`/dev/ubdb`, `$IMAGE_DEVICE`), as in rootstrap.
 	// They must exist; the build never changes their size.

@@ -27,6 +27,7 @@ type FlatConfig struct {
 	Format              *string                     `mapstructure:"format" cty:"format" hcl:"format"`
 	DiskCompression     *bool                       `mapstructure:"disk_compression" cty:"disk_compression" hcl:"disk_compression"`
 	Memory              *int                        `mapstructure:"memory" cty:"memory" hcl:"memory"`
+	CPUs                *int                        `mapstructure:"cpus" cty:"cpus" hcl:"cpus"`
 	ExtraDisks          []string                    `mapstructure:"extra_disks" cty:"extra_disks" hcl:"extra_disks"`
 	UMLArgs             []string                    `mapstructure:"uml_args" cty:"uml_args" hcl:"uml_args"`
 	Chroot              *bool                       `mapstructure:"chroot" cty:"chroot" hcl:"chroot"`
@@ -75,6 +76,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"format":                     &hcldec.AttrSpec{Name: "format", Type: cty.String, Required: false},
 		"disk_compression":           &hcldec.AttrSpec{Name: "disk_compression", Type: cty.Bool, Required: false},
 		"memory":                     &hcldec.AttrSpec{Name: "memory", Type: cty.Number, Required: false},
+		"cpus":                       &hcldec.AttrSpec{Name: "cpus", Type: cty.Number, Required: false},
 		"extra_disks":                &hcldec.AttrSpec{Name: "extra_disks", Type: cty.List(cty.String), Required: false},
 		"uml_args":                   &hcldec.AttrSpec{Name: "uml_args", Type: cty.List(cty.String), Required: false},
 		"chroot":                     &hcldec.AttrSpec{Name: "chroot", Type: cty.Bool, Required: false},

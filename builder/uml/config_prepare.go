@@ -112,6 +112,9 @@ func (c *Config) validate() []error {
 	if c.Memory < minMemory {
 		errs = append(errs, fmt.Errorf("memory %d is too small: use at least %d (MiB)", c.Memory, minMemory))
 	}
+	if c.CPUs < 0 {
+		errs = append(errs, fmt.Errorf("cpus must be a positive number, not %d (leave it unset for the host's CPU count where the kernel allows it)", c.CPUs))
+	}
 	if c.BootTimeout < 0 {
 		errs = append(errs, errors.New("boot_timeout must be positive"))
 	}

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -16,9 +17,31 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/packer-uml/packer-plugin-uml/uml/agent"
+	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
 	"github.com/packer-uml/packer-plugin-uml/uml/machine"
 	"github.com/packer-uml/packer-plugin-uml/uml/usernet"
 )
+
+// guestCPUs is the guest's processor count: cpus when set (the pre-flight step checked the kernel
+// can run them), else the host's CPUs up to the kernel's limit, which is 1 for a kernel without SMP
+// or without seccomp mode. The guest's dpkg and the decompressor it reads from, or a maintainer
+// script and the programs it starts, then run at the same time.
+func guestCPUs(cpus int, k *kernel.Kernel) int {
+	if cpus > 0 {
+		return cpus
+	}
+	if !k.Seccomp {
+		return 1
+	}
+	return min(runtime.NumCPU(), k.MaxCPUs)
+}
+
+func processors(n int) string {
+	if n <= 1 {
+		return "1 processor"
+	}
+	return fmt.Sprintf("%d processors", n)
+}
 
 // consoleTailLines is how much of the console an error message quotes.
 const consoleTailLines = 25
@@ -28,7 +51,9 @@ const consoleTailLines = 25
 // Uses: ui, stateKernel, stateWorkDir, stateImagePath. Produces: stateMachine, stateConsole.
 // Cleanup kills UML if it still runs (after a failure or a cancel).
 type stepBoot struct {
-	MemoryMiB  int
+	MemoryMiB int
+	// CPUs is cpus; 0 means as many as the host has, where the kernel can run them.
+	CPUs       int
 	ExtraDisks []string
 	UMLArgs    []string
 	// NetworkArgs attach the guest's network interface (the network module's transport).
@@ -76,6 +101,7 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		RunAs:      runAs(state),
 		InitParams: []string{guestCfg},
 		Seccomp:    k.Seccomp,
+		CPUs:       guestCPUs(s.CPUs, k),
 		Extra:      append(append([]string{}, s.NetworkArgs...), s.UMLArgs...),
 	}
 	if !strings.ContainsAny(cwd, " \t\n\"") {
@@ -120,7 +146,7 @@ func (s *stepBoot) Run(ctx context.Context, state multistep.StateBag) multistep.
 		OnLine: func(line string) { log.Print("[uml console] " + packersdk.LogSecretFilter.FilterString(line)) },
 	}
 	ui.Say(fmt.Sprintf("Kernel: %s %s, %s", k.Path, k.Version, k.Mode()))
-	ui.Say(fmt.Sprintf("Booting UML (%d MiB memory); console log: %s", s.MemoryMiB, s.ConsoleLog))
+	ui.Say(fmt.Sprintf("Booting UML (%d MiB memory, %s); console log: %s", s.MemoryMiB, processors(spec.CPUs), s.ConsoleLog))
 	args, _ := spec.Args()
 	log.Printf("uml command line: %s %v", spec.Kernel, args)
 	m, err := machine.Start(spec, self, console)

@@ -1,11 +1,43 @@
 package uml
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
 	"github.com/packer-uml/packer-plugin-uml/modules"
+	"github.com/packer-uml/packer-plugin-uml/uml/kernel"
 )
+
+// TestPreflightCPUs: more than one processor with Debian 12's kernel (no SMP, ptrace mode) stops
+// the build before anything is written, naming cpus and the fix; unset, the guest gets one.
+func TestPreflightCPUs(t *testing.T) {
+	for _, cpus := range []int{2, 0} {
+		state := new(multistep.BasicStateBag)
+		var out bytes.Buffer
+		state.Put(stateUI, &packersdk.BasicUi{Writer: &out, ErrorWriter: &out})
+		step := &stepPreflight{Kernel: "linux.uml", CPUs: cpus, FSType: "ext4"}
+		action := step.Run(context.Background(), state)
+		step.Cleanup(state)
+		err, _ := state.GetOk(stateError)
+		if cpus == 2 {
+			if action != multistep.ActionHalt || err == nil || !strings.Contains(err.(error).Error(), "cpus = 2") || !strings.Contains(err.(error).Error(), "set cpus = 1") {
+				t.Errorf("cpus = 2 with Debian's 6.1: action %v, error %v", action, err)
+			}
+			continue
+		}
+		if action != multistep.ActionContinue {
+			t.Fatalf("cpus unset with Debian's 6.1: %v", err)
+		}
+		if n := guestCPUs(0, state.Get(stateKernel).(*kernel.Kernel)); n != 1 {
+			t.Errorf("cpus unset with Debian's 6.1: %d processors, want 1", n)
+		}
+	}
+}
 
 // TestTransportProblems: a transport whose host side is missing says what it needs.
 func TestTransportProblems(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,9 @@ type Kernel struct {
 	Hostfs bool
 	// Seccomp: the kernel accepts seccomp=on (Linux 6.16 and later), its fastest mode.
 	Seccomp bool
+	// MaxCPUs is how many virtual processors the kernel can start (ncpus=, in seccomp mode only):
+	// CONFIG_NR_CPUS of a kernel built with CONFIG_SMP, which recent kernels offer; 1 otherwise.
+	MaxCPUs int
 	// Vector: the vector network driver (vecN=), needed for the user-mode IP network.
 	Vector bool
 	// LegacyNet: the older network drivers (ethN=slirp,..., tuntap, daemon, vde, mcast), which
@@ -117,10 +121,14 @@ func Inspect(ctx context.Context, path string) (*Kernel, error) {
 	k.Seccomp = params["seccomp"]
 	k.Vector = params["vec"]
 	k.LegacyNet = params["eth"]
+	k.MaxCPUs = 1
 	if cfg, err := run(ctx, path, "--showconfig"); err == nil {
 		k.Config = parseConfig(cfg)
 		if v, ok := k.Config["CONFIG_HOSTFS"]; ok {
 			k.Hostfs = v == "y"
+		}
+		if n, err := strconv.Atoi(k.Config["CONFIG_NR_CPUS"]); err == nil && n > 1 && k.Config["CONFIG_SMP"] == "y" && params["ncpus"] {
+			k.MaxCPUs = n
 		}
 	}
 	for _, dir := range []string{filepath.Join(filepath.Dir(path), "..", "lib", "uml", "modules", k.Version), "/usr/lib/uml/modules/" + k.Version} {

@@ -68,6 +68,10 @@ func TestInspectDebianKernel(t *testing.T) {
 	if k.Seccomp && k.Version < "6.16" {
 		t.Errorf("seccomp mode claimed for %s", k.Version)
 	}
+	// Debian's 6.1 is built without CONFIG_SMP.
+	if k.MaxCPUs != 1 {
+		t.Errorf("%s: MaxCPUs %d, want 1", path, k.MaxCPUs)
+	}
 }
 
 func TestInspectRejectsNonKernel(t *testing.T) {
@@ -198,5 +202,8 @@ func TestInspectInstalledKernel(t *testing.T) {
 	}
 	if k.ModulesDir != "" {
 		t.Errorf("%s: modules directory %s; the script's kernel has every option built in", path, k.ModulesDir)
+	}
+	if k.Config["CONFIG_SMP"] == "y" && k.MaxCPUs < 2 {
+		t.Errorf("%s: built with CONFIG_SMP (NR_CPUS %s), MaxCPUs %d", path, k.Config["CONFIG_NR_CPUS"], k.MaxCPUs)
 	}
 }

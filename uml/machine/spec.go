@@ -37,6 +37,9 @@ type Spec struct {
 	InitParams []string
 	// Seccomp turns on the kernel's seccomp mode (only kernels that know seccomp=).
 	Seccomp bool
+	// CPUs is the number of virtual processors (ncpus=); 0 or 1 is the kernel's default of one.
+	// More need a kernel built with CONFIG_SMP and Seccomp: UML refuses SMP in ptrace mode.
+	CPUs int
 	// RunAs, when set, is the user UML runs as (its watchdog keeps the caller's rights). A UML
 	// run by root writes the host as root through hostfs, whatever the guest mounts: the builder
 	// runs it as an unprivileged user then.
@@ -88,6 +91,12 @@ func (s Spec) Args() ([]string, error) {
 	)
 	if s.Seccomp {
 		args = append(args, "seccomp=on")
+	}
+	if s.CPUs > 1 {
+		if !s.Seccomp {
+			return nil, fmt.Errorf("machine spec: %d processors need seccomp mode (UML has SMP only there)", s.CPUs)
+		}
+		args = append(args, fmt.Sprintf("ncpus=%d", s.CPUs))
 	}
 	args = append(args, s.InitParams...)
 	args = append(args, s.Extra...)

@@ -32,10 +32,14 @@ func TestArgs(t *testing.T) {
 	if got := args[len(args)-2:]; got[0] != "loglevel=7" || got[1] != "mem=512M" {
 		t.Errorf("user parameters not last: %v", args)
 	}
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "ncpus=") }) {
+		t.Errorf("ncpus= without CPUs: %v", args)
+	}
 	s.Seccomp = true
+	s.CPUs = 2
 	args, _ = s.Args()
-	if !slices.Contains(args, "seccomp=on") {
-		t.Errorf("seccomp=on missing: %v", args)
+	if !slices.Contains(args, "seccomp=on") || !slices.Contains(args, "ncpus=2") {
+		t.Errorf("seccomp=on or ncpus=2 missing: %v", args)
 	}
 }
 
@@ -51,6 +55,7 @@ func TestArgsRejects(t *testing.T) {
 		{"no memory", func(s *Spec) { s.MemMiB = 0 }, "memory"},
 		{"no kernel", func(s *Spec) { s.Kernel = "" }, "kernel"},
 		{"no umid", func(s *Spec) { s.UMID = "" }, "umid"},
+		{"UML refuses SMP in ptrace mode", func(s *Spec) { s.CPUs = 2 }, "seccomp"},
 	} {
 		s := validSpec()
 		tc.change(&s)
