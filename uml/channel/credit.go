@@ -61,6 +61,19 @@ const (
 func spoolName(seq uint64) string      { return ".spool-" + strconv.FormatUint(seq, 10) }
 func guestSpoolName(seq uint64) string { return ".gspool-" + strconv.FormatUint(seq, 10) }
 
+// spoolPath is where the receiver finds the spool file name of a record of size bytes from sender
+// ("host" or "guest"): it needs a spool directory of its own, and a record is at most maxSpool
+// bytes, so that a corrupt one cannot make it allocate gigabytes.
+func spoolPath(dir, name string, size int, sender string) (string, error) {
+	if dir == "" {
+		return "", fmt.Errorf("channel: the %s spooled data, but there is no spool directory on this side", sender)
+	}
+	if size > maxSpool {
+		return "", fmt.Errorf("channel: %s spool record of %d bytes, more than %d", sender, size, maxSpool)
+	}
+	return filepath.Join(dir, name), nil
+}
+
 // errClosed is returned by a closed hostConn.
 var errClosed = errors.New("channel closed")
 
@@ -270,13 +283,10 @@ func (c *hostConn) Read(p []byte) (int, error) {
 func (c *hostConn) readGuestSpool(size int) ([]byte, error) {
 	seq := c.guestSeq
 	c.guestSeq++
-	if c.spoolDir == "" {
-		return nil, errors.New("channel: the guest spooled data, but the host has no spool directory")
+	name, err := spoolPath(c.spoolDir, guestSpoolName(seq), size, "guest")
+	if err != nil {
+		return nil, err
 	}
-	if size > maxSpool {
-		return nil, fmt.Errorf("channel: guest spool record of %d bytes, more than %d", size, maxSpool)
-	}
-	name := filepath.Join(c.spoolDir, guestSpoolName(seq))
 	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("channel: open guest spool file: %w", err)
@@ -408,13 +418,10 @@ func (g *guestConn) fill(want int) error {
 func (g *guestConn) readSpool(size int) ([]byte, error) {
 	seq := g.spoolSeq
 	g.spoolSeq++
-	if g.spoolDir == "" {
-		return nil, errors.New("channel: the host spooled data, but the guest has no spool directory")
+	name, err := spoolPath(g.spoolDir, spoolName(seq), size, "host")
+	if err != nil {
+		return nil, err
 	}
-	if size > maxSpool {
-		return nil, fmt.Errorf("channel: spool record of %d bytes, more than %d", size, maxSpool)
-	}
-	name := filepath.Join(g.spoolDir, spoolName(seq))
 	// Plain system calls, each costly in UML: open, one read of the whole file, close, unlink.
 	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
