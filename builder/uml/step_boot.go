@@ -24,14 +24,10 @@ import (
 
 // guestCPUs is the guest's processor count: cpus when set (the pre-flight step checked the kernel
 // can run them), else the host's CPUs up to the kernel's limit, which is 1 for a kernel without SMP
-// or without seccomp mode. The guest's dpkg and the decompressor it reads from, or a maintainer
-// script and the programs it starts, then run at the same time.
+// or without seccomp mode. Processes of the guest then run side by side.
 func guestCPUs(cpus int, k *kernel.Kernel) int {
 	if cpus > 0 {
 		return cpus
-	}
-	if !k.Seccomp {
-		return 1
 	}
 	return min(runtime.NumCPU(), k.MaxCPUs)
 }

@@ -56,8 +56,8 @@ func (s *stepPreflight) Run(ctx context.Context, state multistep.StateBag) multi
 		problems = append(problems, fmt.Sprintf("kernel %s has no hostfs built in (CONFIG_HOSTFS=y is needed): use Debian's user-mode-linux package or rebuild the kernel with hostfs", k.Path))
 	case s.Network != nil && len(s.Network.UMLArgs()) > 0 && !k.LegacyNet:
 		problems = append(problems, fmt.Sprintf("network.transport %q needs UML's older network drivers (%s), which kernel %s (Linux %s) does not have: use transport \"libslirp\" or \"agent\", or set kernel to one that has them, such as Debian's /usr/bin/linux.uml", s.Network.Transport, strings.Join(s.Network.UMLArgs(), " "), k.Path, k.Version))
-	case s.CPUs > 1 && (k.MaxCPUs < 2 || !k.Seccomp):
-		problems = append(problems, fmt.Sprintf("cpus = %d: kernel %s (Linux %s) runs one processor only (UML has SMP only in seccomp mode, in kernels built with CONFIG_SMP): set cpus = 1, or build a kernel with scripts/build-uml-kernel", s.CPUs, k.Path, k.Version))
+	case s.CPUs > k.MaxCPUs && k.MaxCPUs == 1:
+		problems = append(problems, fmt.Sprintf("cpus = %d: kernel %s (Linux %s) runs one processor only (UML has SMP only in seccomp mode, in kernels built with CONFIG_SMP): set cpus = 1, or build such a kernel with scripts/build-uml-kernel --smp N", s.CPUs, k.Path, k.Version))
 	case s.CPUs > k.MaxCPUs:
 		problems = append(problems, fmt.Sprintf("cpus = %d: kernel %s was built for at most %d (CONFIG_NR_CPUS): set cpus to %d or fewer", s.CPUs, k.Path, k.MaxCPUs, k.MaxCPUs))
 	}

@@ -29,8 +29,9 @@ type Kernel struct {
 	Hostfs bool
 	// Seccomp: the kernel accepts seccomp=on (Linux 6.16 and later), its fastest mode.
 	Seccomp bool
-	// MaxCPUs is how many virtual processors the kernel can start (ncpus=, in seccomp mode only):
-	// CONFIG_NR_CPUS of a kernel built with CONFIG_SMP, which recent kernels offer; 1 otherwise.
+	// MaxCPUs is how many virtual processors the kernel can start (ncpus=): CONFIG_NR_CPUS of a
+	// kernel built with CONFIG_SMP that has seccomp mode (UML refuses SMP in ptrace mode); 1
+	// otherwise.
 	MaxCPUs int
 	// Vector: the vector network driver (vecN=), needed for the user-mode IP network.
 	Vector bool
@@ -127,7 +128,7 @@ func Inspect(ctx context.Context, path string) (*Kernel, error) {
 		if v, ok := k.Config["CONFIG_HOSTFS"]; ok {
 			k.Hostfs = v == "y"
 		}
-		if n, err := strconv.Atoi(k.Config["CONFIG_NR_CPUS"]); err == nil && n > 1 && k.Config["CONFIG_SMP"] == "y" && params["ncpus"] {
+		if n, err := strconv.Atoi(k.Config["CONFIG_NR_CPUS"]); err == nil && n > 1 && k.Config["CONFIG_SMP"] == "y" && params["ncpus"] && k.Seccomp {
 			k.MaxCPUs = n
 		}
 	}
